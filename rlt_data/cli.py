@@ -1,0 +1,149 @@
+"""The ``rlt-data`` command line: thin typer commands over ``config`` dataclasses and ``pipeline``.
+
+Each option of ``generate`` and ``score`` is built from a dataclass field (its default and help
+text live in ``config.py``); the command collects the flags, merges them with ``--config``
+YAML, and calls the library. Input errors print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+import sys
+from typing import Any, Callable, Optional
+
+import typer
+
+from .config import GenerateConfig, ScoreConfig, build
+from .errors import UserError
+
+app = typer.Typer(
+    name="rlt-data",
+    help="Distillation data from Reinforcement Learning Teachers: generate, score, select, push.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def user_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo("Interrupted; rerun the same command to resume.", err=True)
+            raise typer.Exit(code=130)
+
+    return wrapper
+
+
+_TYPES = {"bool": bool, "int": int, "int | None": int, "float": float, "float | None": float}
+
+
+def _field_option(f: dataclasses.Field) -> inspect.Parameter:
+    kind = _TYPES.get(str(f.type), str)
+    annotation = Optional[kind]
+    flag = "--" + f.name.replace("_", "-")
+    decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+    default = f.default
+    shown = "" if default is None else f" (default: {default})"
+    option = typer.Option(None, *decls, help=f"{f.metadata['help']}{shown}", rich_help_panel=f.metadata["group"], show_default=False)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+
+
+def dataclass_command(cls: type, run: Callable[[Any], None], name: str, help: str) -> None:
+    """Register ``name`` with one option per field of ``cls`` plus ``--config``."""
+
+    def command(**kwargs: Any) -> None:
+        config_file = kwargs.pop("config")
+        run(build(cls, config_file, kwargs))
+
+    params = [
+        inspect.Parameter(
+            "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+            default=typer.Option(None, "--config", help="YAML file with any of these options (flags override it)."),
+        )
+    ]
+    fields = sorted(dataclasses.fields(cls), key=lambda f: (f.metadata["group"], f.name))
+    params += [_field_option(f) for f in fields]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = help
+    app.command(name, help=help)(user_errors(command))
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def print_summary(summary: dict[str, Any], output: str) -> None:
+    from .report import summary_table
+
+    typer.echo(summary_table(summary, output))
+
+
+def _generate(config: GenerateConfig) -> None:
+    from . import pipeline
+
+    if config.dry_run:
+        pipeline.dry_run(config, typer.echo)
+        return
+    _setup_logging()
+    print_summary(pipeline.generate(config), config.output)
+    _after_run(config)
+
+
+def _after_run(config: Any) -> None:
+    """Hook for options that act on a finished run (``--push-to-hub``)."""
+
+
+def _score(config: ScoreConfig) -> None:
+    from . import pipeline
+
+    _setup_logging()
+    print_summary(pipeline.score(config), config.output)
+
+
+dataclass_command(
+    GenerateConfig, _generate, "generate",
+    "Sample explanations with an RLT teacher, score them with a student, keep the best, write Parquet shards.",
+)
+dataclass_command(
+    ScoreConfig, _score, "score",
+    "Score existing explanations (question/solution/explanation rows, or Bespoke-Stratos rows) and select.",
+)
+
+
+@app.command("select", help="Re-apply selection options to an existing run's candidates; nothing is recomputed.")
+@user_errors
+def select_command(
+    output: str = typer.Argument(..., help="A run folder written by generate or score."),
+    keep: Optional[str] = typer.Option(None, help="best, top-k or all."),
+    top_k: Optional[int] = typer.Option(None, help="Samples per question with --keep top-k."),
+    min_reward: Optional[float] = typer.Option(None, help="Drop samples whose reward is below this."),
+    max_student_tokens: Optional[int] = typer.Option(None, help="Drop training rows longer than this many student tokens."),
+    max_shard_size: Optional[str] = typer.Option(None, help="Largest Parquet shard, e.g. 500MB."),
+) -> None:
+    from . import pipeline
+
+    overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
+    print_summary(pipeline.reselect(output, overrides), output)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

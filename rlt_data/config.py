@@ -1,0 +1,188 @@
+"""One dataclass per command's options: defaults, help text, YAML files and flag overrides.
+
+The CLI builds its options from these fields (``cli.py``), so a default or a help text lives in
+exactly one place. Precedence: dataclass default < ``--config FILE.yaml`` < command-line flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+def opt(default: Any, help: str, *, group: str = "", flag: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, "flag": flag})
+
+
+def parse_pair(value: Any, name: str) -> tuple[float, float]:
+    """``"1,0.01"`` or ``[1, 0.01]`` -> ``(1.0, 0.01)``."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        pair = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2:
+        raise UserError(f"--{name.replace('_', '-')} takes two numbers, e.g. 1,0.01; got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+def parse_size(value: Any) -> int:
+    """``"500MB"`` -> bytes (decimal units, like ``datasets``)."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper()
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            break
+    else:
+        number, scale = text, 1
+    try:
+        size = int(float(number) * scale)
+    except ValueError:
+        raise UserError(f"--max-shard-size: cannot read {value!r} (use e.g. 500MB)")
+    if size <= 0:
+        raise UserError("--max-shard-size must be positive")
+    return size
+
+
+@dataclass
+class ScoringOptions:
+    """Options shared by every command that scores and selects."""
+
+    student: str | None = opt(None, "Student model (Hub id or folder) whose log-probs score each explanation.", group="Scoring")
+    output: str | None = opt(None, "Output folder, laid out as a Hub dataset repository.", group="Input/output")
+    temperature_score: float = opt(0.7, "Temperature T of the scoring log-probs: log_softmax(logits / T).", group="Scoring")
+    lp_coefs: str = opt("1,0.01", "Coefficients on [mean, min] of the student's solution log-probs.", group="Scoring")
+    kl_coefs: str = opt("3,0.03", "Coefficients on [mean, max] of the teacher-student KL over the explanation; 0,0 scores with the student alone.", group="Scoring")
+    format_penalty: float = opt(-1.0, "Added to the reward when <|end_of_explanation|> is missing.", group="Scoring")
+    keep: str = opt("best", "Which valid samples to keep per question: best, top-k or all.", group="Selection")
+    top_k: int = opt(1, "How many samples per question --keep top-k keeps.", group="Selection")
+    min_reward: float | None = opt(None, "Drop samples whose reward is below this.", group="Selection")
+    max_student_tokens: int | None = opt(None, "Drop samples whose training row is longer than this many student tokens.", group="Selection")
+    backend: str | None = opt(None, "transformers or vllm (default: vllm when importable and a GPU is present).", group="Engine")
+    device: str = opt("auto", "Torch device for the transformers backend (auto: cuda if available).", group="Engine")
+    dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.", group="Engine")
+    batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.", group="Engine")
+    max_tokens_per_batch: int = opt(16384, "Padded tokens per scoring forward pass (transformers backend).", group="Engine")
+    chunk_size: int = opt(256, "Questions per chunk: the unit of resume (a crash loses at most one chunk).", group="Input/output")
+    max_shard_size: str = opt("500MB", "Largest Parquet shard, e.g. 500MB.", group="Input/output")
+    overwrite: bool = opt(False, "Replace a run in --output made with other parameters.", group="Input/output")
+    strict: bool = opt(False, "Fail on unusable rows instead of skipping and counting them.", group="Input/output")
+    dataset: str | None = opt(None, "Hub dataset id, or local .jsonl/.json/.parquet files or a folder of them.", group="Input/output")
+    split: str = opt("train", "Dataset split (Hub datasets).", group="Input/output")
+    subset: str | None = opt(None, "Dataset configuration name (Hub datasets).", group="Input/output")
+    revision: str | None = opt(None, "Dataset revision: branch, tag or commit (Hub datasets).", group="Input/output")
+    question_column: str | None = opt(None, "Question column of flat rows (default: question, problem or prompt).", group="Input/output")
+    solution_column: str | None = opt(None, "Solution column of flat rows (default: solution).", group="Input/output")
+    limit: int | None = opt(None, "Use only the first N rows.", group="Input/output")
+
+    def reward(self):
+        from .scoring import RewardConfig
+
+        return RewardConfig(
+            temperature=self.temperature_score,
+            lp_coefs=parse_pair(self.lp_coefs, "lp_coefs"),
+            kl_coefs=parse_pair(self.kl_coefs, "kl_coefs"),
+            format_penalty=self.format_penalty,
+        )
+
+    def selection(self):
+        from .selection import SelectionConfig
+
+        config = SelectionConfig(self.keep, self.top_k, self.min_reward, self.max_student_tokens)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("dataset", "output", "student"):
+            if not getattr(self, name):
+                raise UserError(f"--{name} is required")
+        if self.chunk_size < 1 or self.batch_size < 1 or self.max_tokens_per_batch < 1:
+            raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise UserError("--limit must be at least 1")
+        if self.temperature_score <= 0:
+            raise UserError("--temperature-score must be positive")
+        self.reward(), self.selection(), parse_size(self.max_shard_size)
+
+
+@dataclass
+class GenerateConfig(ScoringOptions):
+    """``rlt-data generate``."""
+
+    teacher: str | None = opt(None, "Teacher model (Hub id or folder) that writes the explanations.", group="Generation")
+    num_samples: int = opt(1, "Explanations sampled per question.", group="Generation")
+    temperature: float = opt(0.7, "Sampling temperature of the teacher.", group="Generation")
+    top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).", group="Generation")
+    max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.", group="Generation")
+    seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.", group="Generation")
+    dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", group="Input/output")
+
+    def validate(self) -> None:
+        if not self.teacher:
+            raise UserError("--teacher is required")
+        if self.dry_run:
+            if not self.dataset:
+                raise UserError("--dataset is required")
+            return
+        super().validate()
+        if self.num_samples < 1 or self.max_new_tokens < 1:
+            raise UserError("--num-samples and --max-new-tokens must be at least 1")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise UserError("--temperature must be positive and --top-p in (0, 1]")
+
+    def sampling(self):
+        from .backends import SamplingConfig
+
+        return SamplingConfig(self.num_samples, self.temperature, self.top_p, self.max_new_tokens)
+
+
+@dataclass
+class ScoreConfig(ScoringOptions):
+    """``rlt-data score``: score explanations that already exist."""
+
+    teacher: str | None = opt(None, "Teacher model for the KL term (omit with --kl-coefs 0,0).", group="Scoring")
+    explanation_column: str | None = opt(None, "Explanation column (default: explanation; Bespoke-Stratos rows use their thought).", group="Input/output")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.teacher and self.reward().needs_teacher:
+            raise UserError("the KL term needs the teacher: pass --teacher MODEL, or --kl-coefs 0,0")
+
+
+def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"cannot parse {path}: {str(exc).splitlines()[0]}")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of option names to values")
+    names = {f.name for f in dataclasses.fields(cls)}
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    return data
+
+
+def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
+    """Dataclass defaults < YAML file < flags given on the command line (not None)."""
+    values = load_yaml(config_file, cls) if config_file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("lp_coefs", "kl_coefs"):
+        if isinstance(values.get(key), (list, tuple)):
+            values[key] = ",".join(str(v) for v in values[key])
+    config = cls(**values)
+    config.validate()
+    return config

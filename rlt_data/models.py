@@ -1,0 +1,76 @@
+"""Loading tokenizers and models from Hub ids or local folders, with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _looks_local(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
+
+
+def check_model_path(model: str) -> None:
+    if _looks_local(model) and not Path(model).expanduser().exists():
+        raise UserError(f"model not found: {model}")
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    check_model_path(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot load the tokenizer of {model}: {first}")
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"{model} has no chat template; rlt-data renders prompts with the model's chat template")
+    return tokenizer
+
+
+def same_tokenizer(a, b) -> bool:
+    """Whether two tokenizers split text identically (same vocabulary, same special tokens)."""
+    if a is b:
+        return True
+    probe = "Hello world\n\n<|begin_of_thought|>\n\n12+34 \\boxed{x} é 你好<|im_end|>"
+    return a.get_vocab() == b.get_vocab() and a(probe, add_special_tokens=False).input_ids == b(
+        probe, add_special_tokens=False
+    ).input_ids
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise UserError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16")
+
+
+def load_causal_lm(model: str, device: str = "auto", dtype: str = "auto"):
+    from transformers import AutoModelForCausalLM
+
+    check_model_path(model)
+    device = resolve_device(device)
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(
+            str(Path(model).expanduser()) if _looks_local(model) else model, dtype=resolve_dtype(dtype, device)
+        )
+    except UserError:
+        raise
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot load model {model}: {first}")
+    return lm.to(device).eval()

@@ -1,0 +1,337 @@
+"""The data flow of a run: rows -> prompts -> generate -> score -> select -> shards -> card.
+
+Each stage works chunk by chunk and writes one file per finished chunk (``shards.RunStore``);
+a rerun skips what is done. Each model is loaded only while its stage has work, and freed before
+the next one loads, so one GPU holds one model at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__, protocol, scoring, selection, sources
+from .backends import default_backend, load_backend
+from .config import GenerateConfig, ScoreConfig, ScoringOptions, parse_size
+from .errors import UserError
+from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCORE_FIELDS, RunStore
+
+log = logging.getLogger("rlt_data")
+
+GENERATION_KEYS = (
+    "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
+    "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
+)
+SCORING_KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
+
+
+def _progress(total: int, desc: str, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5)
+
+
+def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _rows_digest(rows: list[dict]) -> str:
+    return hashlib.sha256("\n".join(r["id"] for r in rows).encode()).hexdigest()[:16]
+
+
+def _backend_options(config: ScoringOptions):
+    name = config.backend or default_backend()
+    module = load_backend(name)
+    return name, module, module.options_from(config)
+
+
+# -- state: refuse a different run, rescore when only scoring changed -------------------------
+def open_run(config: ScoringOptions, command: str, rows: sources.LoadedRows, generation: dict) -> RunStore:
+    store = RunStore(config.output)
+    scoring_params = {k: getattr(config, k) for k in SCORING_KEYS} | {"teacher": config.teacher}
+    state = store.read_state()
+    if state is not None and config.overwrite:
+        store.wipe()
+        state = None
+    if state is None and store.root.exists() and any(
+        (store.root / name).exists() for name in ("data", "candidates", "README.md")
+    ):
+        if not config.overwrite:
+            raise UserError(f"{store.root} already holds a dataset that rlt-data did not write; pass --overwrite or pick another --output")
+        store.wipe()
+    if state is not None:
+        if state["command"] != command or state["generation"] != generation:
+            changed = sorted(k for k in set(generation) | set(state["generation"]) if generation.get(k) != state["generation"].get(k))
+            raise UserError(
+                f"{store.root} holds a run made with other parameters ({', '.join(changed) or 'command'}); "
+                "pass --overwrite to replace it, or choose another --output"
+            )
+        if state["scoring"] != scoring_params:
+            log.warning("scoring parameters changed: rescoring (generations are kept)")
+            store.clear_stage("teacher")
+            store.clear_stage("scored")
+    state = {
+        "format": 1,
+        "command": command,
+        "generation": generation,
+        "scoring": scoring_params,
+        "num_rows": len(rows.rows),
+        "num_input_rows": rows.num_input_rows,
+        "skipped_rows": dict(rows.skipped),
+        "schema": rows.schema,
+        "num_chunks": len(_chunks(rows.rows, config.chunk_size)),
+        "complete": False,
+        "rlt_data_version": __version__,
+    }
+    store.write_state(state)
+    return store
+
+
+def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> sources.LoadedRows:
+    return sources.load_rows(
+        config.dataset,
+        split=config.split,
+        subset=config.subset,
+        revision=config.revision,
+        question_column=config.question_column,
+        solution_column=config.solution_column,
+        limit=config.limit,
+        strict=config.strict,
+        with_explanation=with_explanation,
+        explanation_column=getattr(config, "explanation_column", None),
+    )
+
+
+# -- stage 1: generation ------------------------------------------------------------------------
+def dry_run(config: GenerateConfig, emit: Callable[[str], None]) -> None:
+    from .models import load_tokenizer
+
+    tokenizer = load_tokenizer(config.teacher)
+    for row in _load_rows(config).rows:
+        prompt = protocol.render_teacher_prompt(tokenizer, row["question"], row["solution"])
+        emit(json.dumps({"id": row["id"], "teacher_prompt": prompt}, ensure_ascii=False))
+
+
+def _candidates(chunk: list[dict], samples) -> list[dict]:
+    out = []
+    for row, row_samples in zip(chunk, samples):
+        for k, sample in enumerate(row_samples):
+            parsed = protocol.parse_completion(sample.text)
+            out.append(
+                {
+                    "id": row["id"], "question": row["question"], "solution": row["solution"], "sample_index": k,
+                    "completion": sample.text, "explanation": parsed.explanation, "has_end_tag": parsed.has_end_tag,
+                    "truncated": sample.truncated, "num_completion_tokens": sample.num_tokens,
+                }
+            )
+    return out
+
+
+def generate_stage(store: RunStore, chunks: list[list[dict]], config: GenerateConfig, backend, options) -> None:
+    pending = [i for i in range(len(chunks)) if not store.has_chunk("generated", i)]
+    if not pending:
+        return
+    generator = backend.Generator(config.teacher, options)
+    sampling = config.sampling()
+    bar = _progress(sum(len(c) for c in chunks), "generate", "q")
+    bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(pending)))
+    start, n_samples, n_tokens = time.perf_counter(), 0, 0
+    try:
+        for i in pending:
+            prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
+            samples = generator.generate(prompts, sampling, seed=config.seed + i * 1_000_003)
+            store.write_chunk("generated", i, _candidates(chunks[i], samples))
+            n_samples += sum(map(len, samples))
+            n_tokens += sum(s.num_tokens for group in samples for s in group)
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(samples_s=f"{n_samples / elapsed:.2f}", tok_s=f"{n_tokens / elapsed:.0f}")
+            bar.update(len(chunks[i]))
+    finally:
+        bar.close()
+        generator.close()
+
+
+# -- stages 2 and 3: scoring ------------------------------------------------------------------
+def _scorable(rows: list[dict]) -> list[int]:
+    """Truncated samples are never training data: they are not scored."""
+    return [k for k, r in enumerate(rows) if not r["truncated"]]
+
+
+def teacher_stage(store: RunStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
+    reward = config.reward()
+    pending = [i for i in range(num_chunks) if not store.has_chunk("teacher", i)]
+    if not reward.needs_teacher or not pending:
+        return
+    scorer = backend.Scorer(config.teacher, options)
+    try:
+        for i in _progress_iter(pending, "score (teacher)"):
+            rows = store.read_chunk("generated", i)
+            keep = _scorable(rows)
+            found = scoring.teacher_think_logprobs(scorer, [rows[k] for k in keep], reward)
+            out = [{"teacher_think_ids": [], "teacher_think_lp": []} for _ in rows]
+            for k, value in zip(keep, found):
+                out[k] = value
+            store.write_chunk("teacher", i, out)
+    finally:
+        scorer.close()
+
+
+def student_stage(store: RunStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
+    reward = config.reward()
+    pending = [i for i in range(num_chunks) if not store.has_chunk("scored", i)]
+    if not pending:
+        return
+    scorer = backend.Scorer(config.student, options)
+    try:
+        if reward.needs_teacher:
+            from .models import load_tokenizer
+
+            scoring.check_tokenizers(load_tokenizer(config.teacher), scorer.tokenizer, reward)
+        empty = {name: None for name, _ in SCORE_FIELDS} | {"think_mismatch": False}
+        for i in _progress_iter(pending, "score (student)"):
+            rows = store.read_chunk("generated", i)
+            keep = _scorable(rows)
+            teacher = None
+            if reward.needs_teacher:
+                teacher_rows = store.read_chunk("teacher", i)
+                teacher = [teacher_rows[k] for k in keep]
+            scores = scoring.student_scores(scorer, [rows[k] for k in keep], teacher, reward)
+            out = [{**r, **empty} for r in rows]
+            for k, value in zip(keep, scores):
+                out[k].update(value)
+            store.write_chunk("scored", i, out)
+    finally:
+        scorer.close()
+
+
+def _progress_iter(items: list[int], desc: str):
+    bar = _progress(len(items), desc, "chunk")
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+# -- stage 4: selection, shards, card ----------------------------------------------------------
+def _data_row(c: dict) -> dict:
+    return {
+        "id": c["id"], "question": c["question"], "solution": c["solution"], "explanation": c["explanation"],
+        "system": protocol.student_system_prompt(),
+        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
+        "messages": protocol.training_messages(c["question"], c["explanation"], c["solution"]),
+        "sample_index": c["sample_index"], "num_explanation_tokens": c["num_think_tokens"],
+        **{name: c[name] for name, _ in SCORE_FIELDS},
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    q = np.quantile(np.asarray(values, dtype=np.float64), [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1])
+    return {"mean": float(np.mean(values)), **dict(zip(("min", "p10", "p25", "median", "p75", "p90", "max"), map(float, q)))}
+
+
+def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Select among all scored candidates and (re)write ``data/``, ``candidates/`` and the card."""
+    from . import card
+
+    state = store.read_state()
+    if state is None:
+        raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json)")
+    missing = [i for i in range(state["num_chunks"]) if not store.has_chunk("scored", i)]
+    if missing:
+        raise UserError(f"{store.root}: {len(missing)} of {state['num_chunks']} chunks are not scored yet; rerun the command")
+    candidates = [r for i in range(state["num_chunks"]) for r in store.read_chunk("scored", i)]
+    sel = config.selection()
+    statuses = selection.select(candidates, sel)
+    for c, s in zip(candidates, statuses):
+        c["status"] = s
+    kept = [c for c in candidates if c["status"] == "kept"]
+    max_bytes = parse_size(config.max_shard_size)
+    data_table = pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA)
+    cand_table = pa.Table.from_pylist(candidates, schema=CANDIDATES_SCHEMA)
+    data_files = store.write_split("data", data_table, max_bytes)
+    cand_files = store.write_split("candidates", cand_table, max_bytes)
+    scored = [c for c in candidates if c["reward"] is not None]
+    summary = {
+        "num_questions": state["num_rows"],
+        "num_candidates": len(candidates),
+        "num_kept": len(kept),
+        "status_counts": selection.count(statuses),
+        "skipped_rows": state["skipped_rows"],
+        "reward_all": _stats([c["reward"] for c in scored]),
+        "reward_kept": _stats([c["reward"] for c in kept]),
+        "completion_tokens": int(sum(c["num_completion_tokens"] or 0 for c in candidates)),
+        "kept_student_tokens": int(sum(c["student_context_tokens"] or 0 for c in kept)),
+        "data_files": data_files,
+        "candidate_files": cand_files,
+    }
+    state.update(
+        selection=asdict(sel), summary=summary, complete=True,
+        max_shard_size=config.max_shard_size, card_extra=extra_card or state.get("card_extra", {}),
+    )
+    card.write_card(store, state, data_table.schema, cand_table.schema)
+    store.write_state(state)
+    return summary
+
+
+# -- commands ---------------------------------------------------------------------------------
+def generate(config: GenerateConfig) -> dict[str, Any]:
+    rows = _load_rows(config)
+    if not rows.rows:
+        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
+    name, backend, options = _backend_options(config)
+    generation = {k: getattr(config, k) for k in GENERATION_KEYS} | {"rows": _rows_digest(rows.rows)}
+    store = open_run(config, "generate", rows, generation)
+    chunks = _chunks(rows.rows, config.chunk_size)
+    generate_stage(store, chunks, config, backend, options)
+    teacher_stage(store, len(chunks), config, backend, options)
+    student_stage(store, len(chunks), config, backend, options)
+    return finalize(store, config, {"backend": name})
+
+
+def score(config: ScoreConfig) -> dict[str, Any]:
+    rows = _load_rows(config, with_explanation=True)
+    if not rows.rows:
+        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
+    name, backend, options = _backend_options(config)
+    keys = ("dataset", "split", "subset", "revision", "question_column", "solution_column", "explanation_column", "limit", "chunk_size")
+    generation = {k: getattr(config, k) for k in keys} | {"rows": _rows_digest(rows.rows)}
+    store = open_run(config, "score", rows, generation)
+    chunks = _chunks(rows.rows, config.chunk_size)
+    for i, chunk in enumerate(chunks):
+        if not store.has_chunk("generated", i):
+            store.write_chunk("generated", i, [
+                {**r, "sample_index": 0, "completion": r["explanation"], "has_end_tag": True, "truncated": False,
+                 "num_completion_tokens": None}
+                for r in chunk
+            ])
+    teacher_stage(store, len(chunks), config, backend, options)
+    student_stage(store, len(chunks), config, backend, options)
+    return finalize(store, config, {"backend": name})
+
+
+def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``rlt-data select``: re-apply selection to an existing run; nothing is recomputed."""
+    store = RunStore(output)
+    state = store.read_state()
+    if state is None:
+        raise UserError(f"{output} is not an rlt-data run (no .rlt/run.json)")
+    cls = GenerateConfig if state["command"] == "generate" else ScoreConfig
+    values = {**state["generation"], **state["scoring"], **state.get("selection", {}), "output": output}
+    values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "max_shard_size" in state:
+        values.setdefault("max_shard_size", state["max_shard_size"])
+    config = cls(**values)
+    config.selection()
+    return finalize(store, config)

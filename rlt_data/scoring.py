@@ -1,0 +1,146 @@
+"""The RLT reward (RLT_SPEC sections 4 and 8), exact and memory-bounded.
+
+For a question Q, solution S and explanation E (both stripped):
+
+- Student context: the student's chat template over [student system prompt, Q,
+  ``<|begin_of_thought|>\\n\\nE\\n\\n<|end_of_thought|>\\n\\n<|begin_of_solution|>\\n\\nS\\n\\n<|end_of_solution|>``]
+  (the training row itself). Teacher context: the teacher's template over [teacher system prompt,
+  Q, ``<|begin_of_solution|>\\n\\nS\\n\\n<|end_of_solution|>\\n\\n<|begin_of_explanation|>\\n\\nE\\n\\n<|end_of_explanation|>``].
+- Each context is tokenized as one whole string with offsets. A token belongs to a span when its
+  characters lie entirely inside it (think span ``\\n\\nE\\n\\n``, solution span ``\\n\\nS\\n\\n``);
+  a token straddling a boundary belongs to neither.
+- A token's log-prob is ``log_softmax(logits[i-1] / T)[id_i]`` in float32, T = 0.7 by default.
+- ``lp_s``: student log-probs of the solution tokens. ``kl_t``: teacher minus student log-probs
+  of the think tokens (a single-sample estimate of KL(teacher || student)).
+- ``r_ss = a0 * mean(lp_s) + a1 * min(lp_s)``; ``r_kl = b0 * mean(kl_t) + b1 * max(kl_t)``;
+  ``reward = r_ss - r_kl + (format_penalty if the end tag is missing else 0)``, defaults
+  ``a = [1, 0.01]``, ``b = [3, 0.03]``, ``format_penalty = -1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import protocol
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    temperature: float = 0.7
+    lp_coefs: tuple[float, float] = (1.0, 0.01)  # on [mean, min] of the solution log-probs
+    kl_coefs: tuple[float, float] = (3.0, 0.03)  # on [mean, max] of the think-token KL terms
+    format_penalty: float = -1.0  # added when <|end_of_explanation|> is missing
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(c != 0 for c in self.kl_coefs)
+
+
+SCORE_COLUMNS = (
+    "reward", "r_ss", "r_kl", "lp_solution_mean", "lp_solution_min", "kl_mean", "kl_max",
+    "num_solution_tokens", "num_think_tokens", "student_context_tokens",
+)
+
+
+@dataclass
+class Tokenized:
+    ids: list[int]
+    think: np.ndarray  # token indices inside the think span
+    solution: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def span_tokens(offsets: list[tuple[int, int]], span: tuple[int, int]) -> np.ndarray:
+    """Indices of the tokens whose characters lie entirely inside ``span``."""
+    start, end = span
+    return np.array([i for i, (s, e) in enumerate(offsets) if s >= start and e <= end], dtype=np.int64)
+
+
+def tokenize_context(tokenizer: Any, context: protocol.ScoringContext) -> Tokenized:
+    enc = tokenizer(context.text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    think = span_tokens(offsets, context.think)
+    solution = span_tokens(offsets, context.solution) if context.solution else np.zeros(0, dtype=np.int64)
+    # Position 0 has no preceding logits; a span never starts there in a chat-rendered context.
+    return Tokenized(list(enc["input_ids"]), think[think > 0], solution[solution > 0])
+
+
+def reward_terms(lp_solution: np.ndarray, kl: np.ndarray | None, has_end_tag: bool, config: RewardConfig) -> dict:
+    """The reward and its parts from per-token student log-probs and KL terms."""
+    lp = np.asarray(lp_solution, dtype=np.float64)
+    r_ss = config.lp_coefs[0] * lp.mean() + config.lp_coefs[1] * lp.min()
+    if kl is not None and len(kl):
+        kl = np.asarray(kl, dtype=np.float64)
+        kl_mean, kl_max = float(kl.mean()), float(kl.max())
+        r_kl = config.kl_coefs[0] * kl_mean + config.kl_coefs[1] * kl_max
+    else:
+        kl_mean = kl_max = None
+        r_kl = 0.0
+    reward = r_ss - r_kl + (0.0 if has_end_tag else config.format_penalty)
+    return {
+        "reward": float(reward),
+        "r_ss": float(r_ss),
+        "r_kl": float(r_kl),
+        "lp_solution_mean": float(lp.mean()),
+        "lp_solution_min": float(lp.min()),
+        "kl_mean": kl_mean,
+        "kl_max": kl_max,
+    }
+
+
+def check_tokenizers(teacher_tokenizer: Any, student_tokenizer: Any, config: RewardConfig) -> None:
+    from .models import same_tokenizer
+
+    if config.needs_teacher and not same_tokenizer(teacher_tokenizer, student_tokenizer):
+        raise UserError(
+            "teacher and student tokenizers differ, so the KL term is undefined; "
+            "pass --kl-coefs 0,0 to score with the student's log-probs alone"
+        )
+
+
+def teacher_think_logprobs(scorer: Any, rows: list[dict], config: RewardConfig) -> list[dict]:
+    """Teacher log-probs of the think tokens, given the solution (the KL term's first half)."""
+    tokenized = [
+        tokenize_context(scorer.tokenizer, protocol.teacher_scoring_context(scorer.tokenizer, r["question"], r["explanation"], r["solution"]))
+        for r in rows
+    ]
+    lps = scorer.logprobs([(t.ids, t.think) for t in tokenized], config.temperature)
+    return [
+        {"teacher_think_ids": [t.ids[i] for i in t.think], "teacher_think_lp": lp.tolist()}
+        for t, lp in zip(tokenized, lps)
+    ]
+
+
+def student_scores(scorer: Any, rows: list[dict], teacher: list[dict] | None, config: RewardConfig) -> list[dict]:
+    """Score columns for each row (``teacher`` from :func:`teacher_think_logprobs`, or None).
+
+    ``think_mismatch`` is True where the think-span tokens differ between the two contexts, so
+    the KL term is undefined for that row; its reward is left empty.
+    """
+    tokenized = [
+        tokenize_context(scorer.tokenizer, protocol.student_scoring_context(scorer.tokenizer, r["question"], r["explanation"], r["solution"]))
+        for r in rows
+    ]
+    # One forward pass per row gives both spans: request think and solution positions together.
+    requests = [(t.ids, np.concatenate([t.think, t.solution])) for t in tokenized]
+    lps = scorer.logprobs(requests, config.temperature)
+    out = []
+    for k, (row, t, lp) in enumerate(zip(rows, tokenized, lps)):
+        lp_think, lp_sol = lp[: len(t.think)], lp[len(t.think) :]
+        base = {
+            "num_solution_tokens": len(t.solution),
+            "num_think_tokens": len(t.think),
+            "student_context_tokens": len(t.ids),
+            "think_mismatch": False,
+        }
+        kl = None
+        if teacher is not None:
+            if teacher[k]["teacher_think_ids"] != [t.ids[i] for i in t.think]:
+                out.append({**base, **{c: None for c in SCORE_COLUMNS[:7]}, "think_mismatch": True})
+                continue
+            kl = np.asarray(teacher[k]["teacher_think_lp"], dtype=np.float64) - lp_think
+        out.append({**base, **reward_terms(lp_sol, kl, row["has_end_tag"], config)})
+    return out
