@@ -70,6 +70,12 @@ class ScoringOptions:
     dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.", group="Engine")
     batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.", group="Engine")
     max_tokens_per_batch: int = opt(16384, "Padded tokens per scoring forward pass (transformers backend).", group="Engine")
+    tensor_parallel_size: int = opt(1, "vLLM: GPUs per engine replica (tensor parallelism).", group="Engine")
+    data_parallel_size: int = opt(1, "Engine replicas on this machine, each on its own GPUs and its own chunks (vLLM).", group="Engine")
+    gpu_memory_utilization: float = opt(0.9, "vLLM: fraction of each GPU's memory the engine may use.", group="Engine")
+    max_model_len: int | None = opt(None, "vLLM: context length of the engines (default: the model's).", group="Engine")
+    enforce_eager: bool = opt(False, "vLLM: no CUDA graphs / compilation (slower, starts faster).", group="Engine")
+    vllm_args: str | None = opt(None, "vLLM: extra engine arguments as a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'.", group="Engine")
     chunk_size: int = opt(256, "Questions per chunk: the unit of resume (a crash loses at most one chunk).", group="Input/output")
     max_shard_size: str = opt("500MB", "Largest Parquet shard, e.g. 500MB.", group="Input/output")
     overwrite: bool = opt(False, "Replace a run in --output made with other parameters.", group="Input/output")
@@ -122,6 +128,7 @@ class GenerateConfig(ScoringOptions):
     top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).", group="Generation")
     max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.", group="Generation")
     seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.", group="Generation")
+    preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", group="Input/output")
     dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", group="Input/output")
 
     def validate(self) -> None:
@@ -176,10 +183,25 @@ def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
     return data
 
 
+def preset_values(name: str) -> dict[str, Any]:
+    """Option values of a named preset. ``toy``: the shipped toy world (``scripts/build_toy_world.py``)."""
+    from importlib import resources
+
+    if name != "toy":
+        raise UserError(f"unknown preset {name!r}; the only preset is 'toy'")
+    root = Path(str(resources.files("rlt_data").joinpath("resources/toy")))
+    return {
+        "teacher": str(root / "teacher"), "student": str(root / "student"), "dataset": str(root / "set.jsonl"),
+        "num_samples": 4, "max_new_tokens": 160, "chunk_size": 16, "batch_size": 16,
+    }
+
+
 def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
-    """Dataclass defaults < YAML file < flags given on the command line (not None)."""
+    """Dataclass defaults < preset < YAML file < flags given on the command line (not None)."""
     values = load_yaml(config_file, cls) if config_file else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("preset"):
+        values = {**preset_values(values["preset"]), **values}
     for key in ("lp_coefs", "kl_coefs"):
         if isinstance(values.get(key), (list, tuple)):
             values[key] = ",".join(str(v) for v in values[key])

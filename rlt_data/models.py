@@ -74,3 +74,17 @@ def load_causal_lm(model: str, device: str = "auto", dtype: str = "auto"):
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot load model {model}: {first}")
     return lm.to(device).eval()
+
+
+def eos_token_ids(model: str, tokenizer) -> list[int]:
+    """End-of-sequence ids: the checkpoint's generation config, plus the tokenizer's."""
+    from transformers import GenerationConfig
+
+    try:
+        ids = GenerationConfig.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model).eos_token_id
+    except Exception:  # no generation_config.json
+        ids = None
+    ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids

@@ -29,6 +29,9 @@ GENERATION_KEYS = (
     "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
     "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
 )
+SCORE_INPUT_KEYS = (
+    "dataset", "split", "subset", "revision", "question_column", "solution_column", "explanation_column", "limit", "chunk_size",
+)
 SCORING_KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
 
 
@@ -134,14 +137,14 @@ def _candidates(chunk: list[dict], samples) -> list[dict]:
     return out
 
 
-def generate_stage(store: RunStore, chunks: list[list[dict]], config: GenerateConfig, backend, options) -> None:
-    pending = [i for i in range(len(chunks)) if not store.has_chunk("generated", i)]
+def generate_stage(store: RunStore, chunks: list[list[dict]], owned: list[int], config: GenerateConfig, backend, options) -> None:
+    pending = [i for i in owned if not store.has_chunk("generated", i)]
     if not pending:
         return
     generator = backend.Generator(config.teacher, options)
     sampling = config.sampling()
-    bar = _progress(sum(len(c) for c in chunks), "generate", "q")
-    bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(pending)))
+    bar = _progress(sum(len(chunks[i]) for i in owned), "generate", "q")
+    bar.update(sum(len(chunks[i]) for i in owned if i not in set(pending)))
     start, n_samples, n_tokens = time.perf_counter(), 0, 0
     try:
         for i in pending:
@@ -164,9 +167,9 @@ def _scorable(rows: list[dict]) -> list[int]:
     return [k for k, r in enumerate(rows) if not r["truncated"]]
 
 
-def teacher_stage(store: RunStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
+def teacher_stage(store: RunStore, owned: list[int], config: ScoringOptions, backend, options) -> None:
     reward = config.reward()
-    pending = [i for i in range(num_chunks) if not store.has_chunk("teacher", i)]
+    pending = [i for i in owned if not store.has_chunk("teacher", i)]
     if not reward.needs_teacher or not pending:
         return
     scorer = backend.Scorer(config.teacher, options)
@@ -183,9 +186,9 @@ def teacher_stage(store: RunStore, num_chunks: int, config: ScoringOptions, back
         scorer.close()
 
 
-def student_stage(store: RunStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
+def student_stage(store: RunStore, owned: list[int], config: ScoringOptions, backend, options) -> None:
     reward = config.reward()
-    pending = [i for i in range(num_chunks) if not store.has_chunk("scored", i)]
+    pending = [i for i in owned if not store.has_chunk("scored", i)]
     if not pending:
         return
     scorer = backend.Scorer(config.student, options)
@@ -285,49 +288,71 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
 
 
 # -- commands ---------------------------------------------------------------------------------
-def generate(config: GenerateConfig) -> dict[str, Any]:
-    rows = _load_rows(config)
+def _prepare(config: ScoringOptions, command: str) -> tuple[list[list[dict]], dict]:
+    """Rows -> chunks, and the parameters that identify the run's generations."""
+    rows = _load_rows(config, with_explanation=command == "score")
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
-    name, backend, options = _backend_options(config)
-    generation = {k: getattr(config, k) for k in GENERATION_KEYS} | {"rows": _rows_digest(rows.rows)}
-    store = open_run(config, "generate", rows, generation)
+    keys = GENERATION_KEYS if command == "generate" else SCORE_INPUT_KEYS
+    generation = {k: getattr(config, k) for k in keys} | {"rows": _rows_digest(rows.rows)}
+    return rows, generation
+
+
+def run_stages(config: ScoringOptions, command: str, rank: int = 0, world: int = 1, rows: sources.LoadedRows | None = None) -> None:
+    """Every stage for the chunks this replica owns (``i % world == rank``): resumable, idempotent."""
+    rows = rows or _prepare(config, command)[0]
     chunks = _chunks(rows.rows, config.chunk_size)
-    generate_stage(store, chunks, config, backend, options)
-    teacher_stage(store, len(chunks), config, backend, options)
-    student_stage(store, len(chunks), config, backend, options)
+    owned = [i for i in range(len(chunks)) if i % world == rank]
+    _, backend, options = _backend_options(config)
+    store = RunStore(config.output)
+    if command == "generate":
+        generate_stage(store, chunks, owned, config, backend, options)
+    else:  # score: the given explanations stand in for generations
+        for i in owned:
+            if not store.has_chunk("generated", i):
+                store.write_chunk("generated", i, [
+                    {**r, "sample_index": 0, "completion": r["explanation"], "has_end_tag": True, "truncated": False,
+                     "num_completion_tokens": None}
+                    for r in chunks[i]
+                ])
+    teacher_stage(store, owned, config, backend, options)
+    student_stage(store, owned, config, backend, options)
+
+
+def _run(config: ScoringOptions, command: str) -> dict[str, Any]:
+    rows, generation = _prepare(config, command)
+    name = config.backend or default_backend()
+    load_backend(name)  # fail early, with one line, if the backend cannot load
+    store = open_run(config, command, rows, generation)
+    if config.data_parallel_size > 1:
+        from .replicas import run_replicas
+
+        run_replicas(config, command)
+    else:
+        run_stages(config, command, rows=rows)
     return finalize(store, config, {"backend": name})
+
+
+def generate(config: GenerateConfig) -> dict[str, Any]:
+    return _run(config, "generate")
 
 
 def score(config: ScoreConfig) -> dict[str, Any]:
-    rows = _load_rows(config, with_explanation=True)
-    if not rows.rows:
-        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
-    name, backend, options = _backend_options(config)
-    keys = ("dataset", "split", "subset", "revision", "question_column", "solution_column", "explanation_column", "limit", "chunk_size")
-    generation = {k: getattr(config, k) for k in keys} | {"rows": _rows_digest(rows.rows)}
-    store = open_run(config, "score", rows, generation)
-    chunks = _chunks(rows.rows, config.chunk_size)
-    for i, chunk in enumerate(chunks):
-        if not store.has_chunk("generated", i):
-            store.write_chunk("generated", i, [
-                {**r, "sample_index": 0, "completion": r["explanation"], "has_end_tag": True, "truncated": False,
-                 "num_completion_tokens": None}
-                for r in chunk
-            ])
-    teacher_stage(store, len(chunks), config, backend, options)
-    student_stage(store, len(chunks), config, backend, options)
-    return finalize(store, config, {"backend": name})
+    return _run(config, "score")
 
 
 def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``rlt-data select``: re-apply selection to an existing run; nothing is recomputed."""
+    """``rlt-data select``: re-apply selection to an existing run; nothing is recomputed.
+
+    Selection options not given take their defaults, as in ``generate``: the result depends only
+    on the run's candidates and this call's options.
+    """
     store = RunStore(output)
     state = store.read_state()
     if state is None:
         raise UserError(f"{output} is not an rlt-data run (no .rlt/run.json)")
     cls = GenerateConfig if state["command"] == "generate" else ScoreConfig
-    values = {**state["generation"], **state["scoring"], **state.get("selection", {}), "output": output}
+    values = {**state["generation"], **state["scoring"], "output": output}
     values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "max_shard_size" in state:

@@ -124,12 +124,15 @@ def student_scores(scorer: Any, rows: list[dict], teacher: list[dict] | None, co
         tokenize_context(scorer.tokenizer, protocol.student_scoring_context(scorer.tokenizer, r["question"], r["explanation"], r["solution"]))
         for r in rows
     ]
-    # One forward pass per row gives both spans: request think and solution positions together.
-    requests = [(t.ids, np.concatenate([t.think, t.solution])) for t in tokenized]
-    lps = scorer.logprobs(requests, config.temperature)
+    # One forward pass per row gives both spans; think positions only when the KL term needs them.
+    def positions(t: Tokenized) -> np.ndarray:
+        return np.concatenate([t.think, t.solution]) if teacher is not None else t.solution
+
+    lps = scorer.logprobs([(t.ids, positions(t)) for t in tokenized], config.temperature)
     out = []
     for k, (row, t, lp) in enumerate(zip(rows, tokenized, lps)):
-        lp_think, lp_sol = lp[: len(t.think)], lp[len(t.think) :]
+        n_think = len(t.think) if teacher is not None else 0
+        lp_think, lp_sol = lp[:n_think], lp[n_think:]
         base = {
             "num_solution_tokens": len(t.solution),
             "num_think_tokens": len(t.think),

@@ -77,6 +77,7 @@ def build_model(
     tokenizer=None,
     tie_word_embeddings: bool = True,
     max_position_embeddings: int = 4096,
+    embedding_std: float | None = 0.5,
 ) -> Path:
     """Save a randomly initialized tiny Qwen2 causal LM and its tokenizer to ``path``."""
     import torch
@@ -99,8 +100,9 @@ def build_model(
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    with torch.no_grad():  # larger logits than the default init, so samples are not uniform noise
-        model.get_input_embeddings().weight.normal_(0, 0.5)
+    if embedding_std is not None:  # larger logits than the default init: untrained samples are not uniform noise
+        with torch.no_grad():
+            model.get_input_embeddings().weight.normal_(0, embedding_std)
     model.generation_config = GenerationConfig(
         eos_token_id=[config.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")],
         pad_token_id=tokenizer.pad_token_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models import load_causal_lm, load_tokenizer
+from ..models import eos_token_ids, load_causal_lm, load_tokenizer
 from . import Sample, SamplingConfig
 from .logprobs import DEFAULT_BUDGET_BYTES, gather_logprobs
 
@@ -20,20 +20,12 @@ class Options:
     logprob_budget_bytes: int = DEFAULT_BUDGET_BYTES
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id
-    ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
 class Generator:
     def __init__(self, model: str, options: Options):
         self.options = options
         self.tokenizer = load_tokenizer(model)
         self.model = load_causal_lm(model, options.device, options.dtype)
-        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.eos_ids = eos_token_ids(model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     def generate(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> list[list[Sample]]:

