@@ -104,8 +104,12 @@ def _generate(config: GenerateConfig) -> None:
     _after_run(config)
 
 
-def _after_run(config: Any) -> None:
-    """Hook for options that act on a finished run (``--push-to-hub``)."""
+def _after_run(config: GenerateConfig) -> None:
+    """``generate --push-to-hub REPO``: publish the finished run."""
+    if config.push_to_hub:
+        from .hub import PushOptions, push
+
+        push(config.output, PushOptions(repo_id=config.push_to_hub, private=config.private), echo=typer.echo)
 
 
 def _score(config: ScoreConfig) -> None:
@@ -139,6 +143,29 @@ def select_command(
 
     overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
     print_summary(pipeline.reselect(output, overrides), output)
+
+
+@app.command("push-to-hub", help="Publish a run folder as a Hugging Face dataset repository (resumable).")
+@user_errors
+def push_to_hub_command(
+    output: str = typer.Argument(..., help="A run folder written by generate or score."),
+    repo_id: str = typer.Argument(..., help="Dataset repo id, e.g. user/stratos-rlt."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    revision: Optional[str] = typer.Option(None, help="Branch to push to (created from main if missing)."),
+    token: Optional[str] = typer.Option(None, help="Hub token (default: HF_TOKEN or the stored login). Never printed."),
+    commit_message: str = typer.Option("Upload RLT distillation set with rlt-data", help="Commit message."),
+    create_pr: bool = typer.Option(False, "--create-pr", help="Open a pull request instead of committing to the branch."),
+    endpoint: Optional[str] = typer.Option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Publish an incomplete run's finished chunks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the operations and upload nothing."),
+    files_per_commit: int = typer.Option(50, help="Shards per commit: a crash keeps the commits already made."),
+    max_retries: int = typer.Option(5, help="Retries of a call on HTTP 429/5xx or a dropped connection."),
+) -> None:
+    from .hub import PushOptions, push
+
+    opts = PushOptions(repo_id, private, revision, token, commit_message, create_pr, endpoint, allow_partial, dry_run,
+                       files_per_commit, max_retries)
+    push(output, opts, echo=typer.echo)
 
 
 def main() -> None:

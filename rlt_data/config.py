@@ -128,6 +128,8 @@ class GenerateConfig(ScoringOptions):
     top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).", group="Generation")
     max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.", group="Generation")
     seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.", group="Generation")
+    push_to_hub: str | None = opt(None, "Push the finished run to this Hub dataset repo (token from HF_TOKEN or `hf auth login`).", group="Input/output")
+    private: bool = opt(False, "With --push-to-hub: create the repo private.", group="Input/output")
     preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", group="Input/output")
     dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", group="Input/output")
 

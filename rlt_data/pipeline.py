@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -91,6 +92,8 @@ def open_run(config: ScoringOptions, command: str, rows: sources.LoadedRows, gen
         "schema": rows.schema,
         "num_chunks": len(_chunks(rows.rows, config.chunk_size)),
         "complete": False,
+        "selection": asdict(config.selection()),
+        "max_shard_size": config.max_shard_size,
         "rlt_data_version": __version__,
     }
     store.write_state(state)
@@ -243,17 +246,22 @@ def _stats(values: list[float]) -> dict[str, float] | None:
     return {"mean": float(np.mean(values)), **dict(zip(("min", "p10", "p25", "median", "p75", "p90", "max"), map(float, q)))}
 
 
-def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Select among all scored candidates and (re)write ``data/``, ``candidates/`` and the card."""
+def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any] | None = None, partial: bool = False) -> dict[str, Any]:
+    """Select among all scored candidates and (re)write ``data/``, ``candidates/`` and the card.
+
+    ``partial``: use the chunks scored so far; the run stays marked incomplete.
+    """
     from . import card
 
     state = store.read_state()
     if state is None:
         raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json)")
-    missing = [i for i in range(state["num_chunks"]) if not store.has_chunk("scored", i)]
-    if missing:
-        raise UserError(f"{store.root}: {len(missing)} of {state['num_chunks']} chunks are not scored yet; rerun the command")
-    candidates = [r for i in range(state["num_chunks"]) for r in store.read_chunk("scored", i)]
+    done = [i for i in range(state["num_chunks"]) if store.has_chunk("scored", i)]
+    if len(done) < state["num_chunks"] and not partial:
+        raise UserError(f"{store.root}: {state['num_chunks'] - len(done)} of {state['num_chunks']} chunks are not scored yet; rerun the command")
+    if not done:
+        raise UserError(f"{store.root}: no chunk is scored yet; nothing to publish")
+    candidates = [r for i in done for r in store.read_chunk("scored", i)]
     sel = config.selection()
     statuses = selection.select(candidates, sel)
     for c, s in zip(candidates, statuses):
@@ -277,9 +285,10 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
         "kept_student_tokens": int(sum(c["student_context_tokens"] or 0 for c in kept)),
         "data_files": data_files,
         "candidate_files": cand_files,
+        "chunks_done": f"{len(done)}/{state['num_chunks']}",
     }
     state.update(
-        selection=asdict(sel), summary=summary, complete=True,
+        selection=asdict(sel), summary=summary, complete=len(done) == state["num_chunks"],
         max_shard_size=config.max_shard_size, card_extra=extra_card or state.get("card_extra", {}),
     )
     card.write_card(store, state, data_table.schema, cand_table.schema)
@@ -341,6 +350,22 @@ def score(config: ScoreConfig) -> dict[str, Any]:
     return _run(config, "score")
 
 
+def _config_from_state(store: RunStore, overrides: dict[str, Any]) -> ScoringOptions:
+    """The options a run was made with (selection at defaults), with ``overrides`` on top."""
+    state = store.read_state()
+    if state is None:
+        raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json)")
+    cls = GenerateConfig if state["command"] == "generate" else ScoreConfig
+    values = {**state["generation"], **state["scoring"], "output": str(store.root)}
+    values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+    if "max_shard_size" in state:
+        values["max_shard_size"] = state["max_shard_size"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = cls(**values)
+    config.selection()
+    return config
+
+
 def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """``rlt-data select``: re-apply selection to an existing run; nothing is recomputed.
 
@@ -348,15 +373,11 @@ def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     on the run's candidates and this call's options.
     """
     store = RunStore(output)
-    state = store.read_state()
-    if state is None:
-        raise UserError(f"{output} is not an rlt-data run (no .rlt/run.json)")
-    cls = GenerateConfig if state["command"] == "generate" else ScoreConfig
-    values = {**state["generation"], **state["scoring"], "output": output}
-    values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if "max_shard_size" in state:
-        values.setdefault("max_shard_size", state["max_shard_size"])
-    config = cls(**values)
-    config.selection()
-    return finalize(store, config)
+    return finalize(store, _config_from_state(store, overrides))
+
+
+def finalize_partial(output: str | Path) -> dict[str, Any]:
+    """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
+    store = RunStore(output)
+    state = store.read_state() or {}
+    return finalize(store, _config_from_state(store, state.get("selection", {})), partial=True)

@@ -66,7 +66,13 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
-    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="snappy"))
+    def write(tmp: Path) -> None:
+        if table.num_rows:
+            pq.write_table(table, tmp, compression="snappy")
+        else:  # schema only, no row group (an empty row group breaks readers such as `datasets`)
+            pq.ParquetWriter(tmp, table.schema, compression="snappy").close()
+
+    _atomic(path, write)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -114,9 +120,9 @@ class RunStore:
     # -- published splits --------------------------------------------------------------------
     def write_split(self, folder: str, table: pa.Table, max_shard_bytes: int) -> list[str]:
         """Write ``folder/train-XXXXX-of-YYYYY.parquet`` shards; remove shards of an older layout."""
-        num_shards = max(1, math.ceil(table.nbytes / max_shard_bytes)) if table.num_rows else 1
-        num_shards = min(num_shards, max(1, table.num_rows))
-        per_shard = math.ceil(table.num_rows / num_shards) if table.num_rows else 0
+        wanted = min(max(1, math.ceil(table.nbytes / max_shard_bytes)), max(1, table.num_rows))
+        per_shard = max(1, math.ceil(table.num_rows / wanted))
+        num_shards = max(1, math.ceil(table.num_rows / per_shard))  # never an empty trailing shard
         names = []
         for k in range(num_shards):
             name = f"train-{k:05d}-of-{num_shards:05d}.parquet"

@@ -1,0 +1,223 @@
+"""``rlt-data push-to-hub``: publish a run folder as a Hugging Face dataset repository.
+
+Careful by default:
+- an incomplete run is refused (``allow_partial`` publishes the chunks that are done);
+- every shard's schema is checked against the card's ``dataset_info`` before anything is sent;
+- files already on the Hub with the same content are skipped (LFS sha256 or git blob sha1), and
+  LFS blobs uploaded by an interrupted run are not sent again (the LFS batch API knows them);
+- shards go up in several commits of at most ``files_per_commit`` files, the card last, so the
+  card never points at missing shards and a crash keeps the commits already made;
+- HTTP 429 and 5xx, and dropped connections, are retried with backoff; 401/403/404 end with a
+  one-line error; the token is never printed or written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import UserError
+from .shards import RunStore
+
+SPLIT_FOLDERS = {"default": "data", "candidates": "candidates"}
+
+
+@dataclass
+class PushOptions:
+    repo_id: str
+    private: bool = False
+    revision: str | None = None
+    token: str | None = None
+    commit_message: str = "Upload RLT distillation set with rlt-data"
+    create_pr: bool = False
+    endpoint: str | None = None
+    allow_partial: bool = False
+    dry_run: bool = False
+    files_per_commit: int = 50
+    max_retries: int = 5
+
+
+@dataclass
+class LocalFile:
+    path_in_repo: str
+    local: Path
+    size: int
+    sha256: str
+    git_sha1: str
+
+
+def _hash(path: Path) -> tuple[str, str]:
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha256.update(block)
+            sha1.update(block)
+    return sha256.hexdigest(), sha1.hexdigest()
+
+
+def local_files(root: Path) -> list[LocalFile]:
+    paths = [p for folder in SPLIT_FOLDERS.values() for p in sorted((root / folder).glob("*.parquet"))]
+    paths.append(root / "README.md")
+    out = []
+    for p in paths:
+        sha256, sha1 = _hash(p)
+        out.append(LocalFile(p.relative_to(root).as_posix(), p, p.stat().st_size, sha256, sha1))
+    return out
+
+
+def check_schemas(root: Path) -> None:
+    """Every shard's Arrow schema must match the card's ``dataset_info`` for its config."""
+    import pyarrow.parquet as pq
+    from datasets import Features
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(root / "README.md")
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    for config, folder in SPLIT_FOLDERS.items():
+        info = infos.get(config)
+        if info is None or info.features is None:
+            raise UserError(f"the card in {root} has no dataset_info for config {config!r}; rerun `rlt-data select {root}`")
+        for shard in sorted((root / folder).glob("*.parquet")):
+            if Features.from_arrow_schema(pq.read_schema(shard)) != info.features:
+                raise UserError(f"{shard.relative_to(root)}: its schema does not match the card's dataset_info; rerun `rlt-data select {root}`")
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _friendly(exc: BaseException, repo_id: str) -> UserError | None:
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    status = _status(exc)
+    if isinstance(exc, RevisionNotFoundError):
+        return UserError(f"revision not found in {repo_id} (404): check --revision")
+    if isinstance(exc, RepositoryNotFoundError) or status == 404:
+        return UserError(f"repository or namespace not found: {repo_id} (404): check the repo id and that your token can see it")
+    if status == 401:
+        return UserError("authentication failed (401): log in with `hf auth login`, set HF_TOKEN, or pass a valid --token")
+    if status == 403:
+        return UserError(f"permission denied for {repo_id} (403): check the namespace, your token's write access, or request access")
+    return None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A dropped or refused connection, whichever HTTP client (httpx, httpx2) huggingface_hub uses."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or any(
+        cls.__name__ == "TransportError" and cls.__module__.startswith("httpx") for cls in type(exc).__mro__
+    )
+
+
+def _retrying(fn: Callable, retries: int, what: str, repo_id: str, log: Callable[[str], None]):
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            friendly = _friendly(exc, repo_id)
+            if friendly is not None:
+                raise friendly from None
+            status = _status(exc)
+            transient = status == 429 or (status is not None and status >= 500) or _is_transport_error(exc)
+            if not transient:
+                raise UserError(f"{what} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            if attempt == retries:
+                raise UserError(
+                    f"{what} failed after {retries + 1} attempt(s) ({status or type(exc).__name__}); "
+                    "rerun the same command to resume: finished files are skipped"
+                ) from None
+            retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("Retry-After")
+            delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else min(60.0, 2.0**attempt)
+            log(f"{what}: {status or type(exc).__name__}, retrying in {delay:.0f}s ({attempt + 1}/{retries})")
+            time.sleep(delay)
+
+
+def _remote_state(api, opts: PushOptions, revision: str) -> dict[str, tuple[str | None, str]]:
+    """path -> (lfs sha256 or None, git blob sha1) of the files already on the branch."""
+    from huggingface_hub.hf_api import RepoFile
+
+    out = {}
+    for entry in api.list_repo_tree(opts.repo_id, repo_type="dataset", revision=revision, recursive=True):
+        if isinstance(entry, RepoFile):
+            out[entry.path] = (entry.lfs.sha256 if entry.lfs else None, entry.blob_id)
+    return out
+
+
+def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = print) -> dict:
+    """Upload a run folder; returns what was uploaded, skipped and deleted."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    root = Path(root)
+    store = RunStore(root)
+    state = store.read_state()
+    if state is None:
+        raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
+    if not state.get("complete"):
+        if not opts.allow_partial:
+            done = sum(store.has_chunk("scored", i) for i in range(state["num_chunks"]))
+            raise UserError(
+                f"{root} is incomplete ({done} of {state['num_chunks']} chunks scored): rerun the command that made it, "
+                "or pass --allow-partial to publish what is done"
+            )
+        from .pipeline import finalize_partial
+
+        finalize_partial(root)
+    check_schemas(root)
+    files = local_files(root)
+    revision = opts.revision or "main"
+    api = HfApi(endpoint=opts.endpoint, token=opts.token)
+
+    def call(fn, what):
+        return _retrying(fn, opts.max_retries, what, opts.repo_id, echo)
+
+    if opts.dry_run:
+        echo(f"[dry-run] create dataset repo {opts.repo_id} if missing ({'private' if opts.private else 'public'})")
+        if revision != "main":
+            echo(f"[dry-run] create branch {revision} if missing")
+        for f in files:
+            echo(f"[dry-run] upload {f.path_in_repo} ({f.size:,} bytes) unless the same file is already there")
+        echo(f"[dry-run] delete remote shards under data/ and candidates/ that this run does not have")
+        echo(f"[dry-run] commit(s) of at most {opts.files_per_commit} files to {revision}{' as a pull request' if opts.create_pr else ''}, README.md last")
+        return {"uploaded": [], "skipped": [], "deleted": [], "dry_run": True}
+
+    call(lambda: api.create_repo(opts.repo_id, repo_type="dataset", private=opts.private, exist_ok=True), "create repo")
+    if revision != "main":
+        call(lambda: api.create_branch(opts.repo_id, repo_type="dataset", branch=revision, exist_ok=True), "create branch")
+    remote = call(lambda: _remote_state(api, opts, revision), "list remote files")
+    todo, skipped = [], []
+    for f in files:
+        lfs_sha, git_sha = remote.get(f.path_in_repo, (None, None))
+        (skipped if f.sha256 == lfs_sha or f.git_sha1 == git_sha else todo).append(f)
+    local_paths = {f.path_in_repo for f in files}
+    stale = sorted(p for p in remote if p.split("/")[0] in SPLIT_FOLDERS.values() and p.endswith(".parquet") and p not in local_paths)
+    shards = [f for f in todo if f.path_in_repo != "README.md"]
+    card = [f for f in todo if f.path_in_repo == "README.md"]
+    deletes = [CommitOperationDelete(path_in_repo=p) for p in stale]
+    if opts.create_pr:  # a pull request is one commit
+        batches = [[*shards, *card]]
+    else:
+        size = max(1, opts.files_per_commit)
+        batches = [shards[i : i + size] for i in range(0, len(shards), size)] + [card]
+    batches = [b for b in batches if b] or ([[]] if deletes else [])
+    pr_url = None
+    for k, batch in enumerate(batches):
+        operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local)) for f in batch]
+        if k == len(batches) - 1:
+            operations += deletes  # stale shards go with the card, in the last commit
+        message = opts.commit_message if len(batches) == 1 else f"{opts.commit_message} ({k + 1}/{len(batches)})"
+        info = call(
+            lambda: api.create_commit(opts.repo_id, operations, commit_message=message, repo_type="dataset",
+                                      revision=revision, create_pr=opts.create_pr),
+            f"commit {k + 1}/{len(batches)}",
+        )
+        pr_url = getattr(info, "pr_url", None) or pr_url
+        echo(f"committed {len(batch)} file(s){f' and {len(deletes)} deletion(s)' if k == len(batches) - 1 and deletes else ''} ({k + 1}/{len(batches)})")
+    result = {"uploaded": [f.path_in_repo for f in todo], "skipped": [f.path_in_repo for f in skipped], "deleted": stale, "pr_url": pr_url}
+    base = (opts.endpoint or "https://huggingface.co").rstrip("/")
+    echo(f"{opts.repo_id}: {len(todo)} file(s) uploaded, {len(skipped)} already there, {len(stale)} stale removed")
+    echo(pr_url or f"{base}/datasets/{opts.repo_id}" + (f"/tree/{revision}" if revision != "main" else ""))
+    return result

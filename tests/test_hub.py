@@ -1,0 +1,150 @@
+"""`rlt-data push-to-hub` against a local Hub server (tests/hub_server.py), with the real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hub_server import TOKEN, HubServer
+from test_generate import gen_args, invoke, read
+
+
+@pytest.fixture
+def hub():
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def run_dir(toy_models, tmp_path_factory):
+    from conftest import write_jsonl
+    from rlt_data import toy
+
+    root = tmp_path_factory.mktemp("hub_run")
+    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(6, seed=77)])
+    result = invoke(*gen_args(toy_models, dataset, root / "run", "--max-shard-size", "6KB"))
+    assert result.exit_code == 0, result.output
+    assert len(list((root / "run" / "candidates").glob("*.parquet"))) > 1
+    return root / "run"
+
+
+def env_for(hub: HubServer) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    return {**env, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HOME": env.get("RLT_TEST_HF_HOME", "/tmp/rlt-test-hf-home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def push(hub, run_dir, repo, *extra, token=TOKEN):
+    args = [sys.executable, "-m", "rlt_data.cli", "push-to-hub", str(run_dir), repo, *map(str, extra)]
+    if token:
+        args += ["--token", token]
+    return subprocess.run(args, env=env_for(hub), capture_output=True, text=True, timeout=300)
+
+
+def local_tree(run_dir) -> dict[str, bytes]:
+    files = {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".rlt" not in p.parts}
+    return files
+
+
+def test_round_trip_loads_the_same_rows(hub, run_dir, tmp_path):
+    done = push(hub, run_dir, "tester/rlt-set")
+    assert done.returncode == 0, done.stderr
+    remote = {p: d for p, d in hub.files("tester/rlt-set").items() if p != ".gitattributes"}
+    assert remote == local_tree(run_dir)  # the card lands byte for byte: configs and dataset_info intact
+    assert TOKEN not in done.stdout + done.stderr
+    script = (
+        "import datasets, json, sys;"
+        "d = datasets.load_dataset('tester/rlt-set', split='train');"
+        "c = datasets.load_dataset('tester/rlt-set', 'candidates', split='train');"
+        "print(json.dumps({'data': d.to_list(), 'n': c.num_rows}))"
+    )
+    env = {**env_for(hub), "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf")}
+    loaded = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert out["data"] == read(run_dir / "data") and out["n"] == len(read(run_dir / "candidates"))
+    again = push(hub, run_dir, "tester/rlt-set")  # nothing changed: nothing is sent again
+    assert again.returncode == 0 and "0 file(s) uploaded" in again.stdout
+
+
+def test_interrupted_upload_resumes_without_resending(hub, run_dir):
+    shards = len(list(run_dir.glob("*/*.parquet")))
+    # the first commit lands; the second one's connection is dropped after its LFS blobs went up
+    hub.state.faults.append(("POST", r"/api/datasets/tester/resume/commit/", "drop", 1))
+    broken = push(hub, run_dir, "tester/resume", "--files-per-commit", "2", "--max-retries", "0")
+    assert broken.returncode == 2 and "rerun the same command" in broken.stderr, (broken.stdout, broken.stderr[-1500:])
+    assert broken.stderr.strip().splitlines()[-1].startswith("Error: commit 2/") and "Traceback" not in broken.stderr
+    assert len(hub.files("tester/resume")) == 1 + 2  # .gitattributes + the first commit's two shards
+    sent_before = hub.requests("PUT", r"/lfs-upload/")
+    assert len(sent_before) == 4  # blobs of both batches reached the server
+    resumed = push(hub, run_dir, "tester/resume", "--files-per-commit", "2", "--max-retries", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 already there" in resumed.stdout
+    puts = hub.requests("PUT", r"/lfs-upload/")
+    assert len(puts) == len(set(puts)) == shards  # every shard blob sent exactly once
+    remote = {p: d for p, d in hub.files("tester/resume").items() if p != ".gitattributes"}
+    assert remote == local_tree(run_dir)
+
+
+def test_429_is_retried(hub, run_dir):
+    hub.state.faults.append(("POST", r"/api/datasets/tester/busy/commit/", 429))
+    done = push(hub, run_dir, "tester/busy", "--max-retries", "2", "--files-per-commit", "100")
+    assert done.returncode == 0, done.stderr
+    assert len(hub.requests("POST", r"/api/datasets/tester/busy/commit/")) == 3  # shards, retried shards, card
+    assert "429" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "repo,token,message",
+    [
+        ("tester/x", "hf_wrong", "authentication failed (401)"),
+        ("someone-else/x", TOKEN, "permission denied for someone-else/x (403)"),
+        ("tester/x", None, "authentication failed (401)"),
+    ],
+)
+def test_auth_errors_are_one_line(hub, run_dir, repo, token, message):
+    done = push(hub, run_dir, repo, token=token)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr and (token or "hf_") not in done.stderr.replace("HF_TOKEN", "")
+
+
+def test_missing_revision_repo_and_dry_run(hub, run_dir):
+    dry = push(hub, run_dir, "tester/dry", "--dry-run")
+    assert dry.returncode == 0 and "[dry-run] upload data/" in dry.stdout
+    assert not hub.requests("POST", r".") and not hub.requests("PUT", r".")
+    branch = push(hub, run_dir, "tester/branchy", "--revision", "v1")
+    assert branch.returncode == 0, branch.stderr
+    assert "README.md" in hub.files("tester/branchy", "v1") and "README.md" not in hub.files("tester/branchy", "main")
+    pr = push(hub, run_dir, "tester/branchy", "--create-pr")
+    assert pr.returncode == 0 and "/discussions/1" in pr.stdout
+
+
+def test_incomplete_run_and_schema_mismatch_are_refused(hub, run_dir, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    state = json.loads((partial / ".rlt" / "run.json").read_text())
+    state["complete"] = False
+    (partial / ".rlt" / "run.json").write_text(json.dumps(state))
+    (partial / ".rlt" / "scored" / "chunk-00001.parquet").unlink()
+    refused = push(hub, partial, "tester/partial")
+    assert refused.returncode == 2 and "incomplete (2 of 3 chunks scored)" in refused.stderr
+    allowed = push(hub, partial, "tester/partial", "--allow-partial")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "partial run" in hub.files("tester/partial")["README.md"].decode()
+
+    bad = tmp_path / "bad"
+    shutil.copytree(run_dir, bad)
+    shard = sorted((bad / "data").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    pq.write_table(table.drop_columns(["reward"]).append_column("reward", pa.array([str(x) for x in table["reward"].to_pylist()])), shard)
+    mismatch = push(hub, bad, "tester/bad")
+    assert mismatch.returncode == 2 and "does not match the card's dataset_info" in mismatch.stderr
+    assert "tester/bad" not in hub.state.repos
