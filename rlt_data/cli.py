@@ -168,6 +168,34 @@ def push_to_hub_command(
     push(output, opts, echo=typer.echo)
 
 
+@app.command(
+    "train",
+    help="Train a student with TRL's SFTTrainer on a run folder or Hub repo: `rlt-data train --config RECIPE.yaml "
+    "--dataset DIR_OR_REPO [TRL options]` (same as `python -m rlt_data.train`; use `accelerate launch -m rlt_data.train` "
+    "for several GPUs).",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def train_command(ctx: typer.Context) -> None:
+    from .train import cli
+
+    cli(list(ctx.args))
+
+
+@app.command("export", help="Write what another training stack needs to read a run (LLaMA-Factory's dataset_info.json).")
+@user_errors
+def export_command(
+    output: str = typer.Argument(..., help="A run folder."),
+    format: str = typer.Option("llamafactory", "--format", help="llamafactory."),
+    name: str = typer.Option("rlt_data", help="Dataset name in dataset_info.json (LLaMA-Factory's `dataset:`)."),
+    hub_repo: Optional[str] = typer.Option(None, help="Point the entry at this Hub repo instead of the local shards."),
+) -> None:
+    from .export import export
+
+    path = export(output, format, name, hub_repo)
+    typer.echo(f"wrote {path}: train with LLaMA-Factory using `dataset_dir: {output}` and `dataset: {name}`")
+
+
 def main() -> None:
     app()
 

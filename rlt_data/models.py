@@ -16,12 +16,12 @@ def check_model_path(model: str) -> None:
         raise UserError(f"model not found: {model}")
 
 
-def load_tokenizer(model: str):
+def load_tokenizer(model: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
     check_model_path(model)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model)
+        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model, revision=revision)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot load the tokenizer of {model}: {first}")

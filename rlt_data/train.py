@@ -1,0 +1,134 @@
+"""Train a student on an rlt-data run with TRL's ``SFTTrainer`` (``rlt-data train`` / ``python -m rlt_data.train``).
+
+    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml -m rlt_data.train \\
+        --config recipes/Qwen2.5-7B-Instruct/sft/config_rlt.yaml --dataset runs/stratos-rlt
+
+Options are TRL's own (``SFTConfig``, ``ModelConfig``, parsed by ``TrlParser``, YAML via
+``--config``) plus :class:`DataArguments`. Rows use the ``messages`` column (student system prompt
+first); each becomes a conversational prompt/completion pair, so the loss is on the assistant turn
+only, with any chat template. Before training, rows longer than ``max_length`` are counted and
+dropped with a warning (``--on_overlong error`` fails instead): nothing is truncated silently, and
+a row left without trainable tokens never reaches the trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .models import load_tokenizer
+
+log = logging.getLogger("rlt_data.train")
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(metadata={"help": "An rlt-data run folder, or a Hub dataset repo id."})
+    dataset_config: str = field(default="default", metadata={"help": "Dataset config (default: the kept rows)."})
+    dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    on_overlong: str = field(default="drop", metadata={"help": "Rows longer than max_length: drop (with a warning) or error."})
+
+
+def load_rows(args: DataArguments):
+    import datasets
+
+    path = Path(args.dataset).expanduser()
+    if not path.exists() and (args.dataset.startswith((".", "/", "~")) or args.dataset.count("/") > 1):
+        raise UserError(f"dataset not found: {args.dataset}")
+    try:
+        ds = datasets.load_dataset(str(path) if path.exists() else args.dataset, args.dataset_config, split=args.dataset_split)
+    except Exception as exc:
+        raise UserError(f"cannot load {args.dataset}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if "messages" not in ds.column_names:
+        raise UserError(f"{args.dataset} has no 'messages' column (columns: {ds.column_names}); is it an rlt-data run?")
+    return ds
+
+
+def to_prompt_completion(example: dict) -> dict:
+    messages = example["messages"]
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def guard_lengths(ds, tokenizer, max_length: int | None, on_overlong: str, num_proc: int | None = None):
+    """Drop (or refuse) rows longer than ``max_length`` and rows without trainable tokens."""
+
+    def measure(example: dict) -> dict:
+        prompt = tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True)
+        prompt, full = _ids(prompt), _ids(full)
+        return {"_length": len(full), "_trainable": len(full) - len(prompt)}
+
+    ds = ds.map(measure, num_proc=num_proc, desc="measuring rows")
+    overlong = sum(1 for n in ds["_length"] if max_length is not None and n > max_length)
+    empty = sum(1 for n in ds["_trainable"] if n <= 0)
+    if overlong and on_overlong == "error":
+        raise UserError(f"{overlong} of {len(ds)} rows are longer than max_length={max_length}; raise max_length or use --on_overlong drop")
+    if overlong or empty:
+        log.warning("dropping %d of %d rows longer than max_length=%s and %d without trainable tokens", overlong, len(ds), max_length, empty)
+        ds = ds.filter(lambda e: e["_trainable"] > 0 and (max_length is None or e["_length"] <= max_length), num_proc=num_proc)
+    if len(ds) == 0:
+        raise UserError("no row is left to train on")
+    return ds.remove_columns(["_length", "_trainable"])
+
+
+def _ids(value) -> list[int]:
+    """``apply_chat_template(tokenize=True)`` returns ids, or a BatchEncoding in some versions."""
+    return list(value["input_ids"]) if hasattr(value, "keys") else list(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
+
+    parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
+    data_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if data_args.on_overlong not in ("drop", "error"):
+        raise UserError("--on_overlong must be drop or error")
+    if not model_args.model_name_or_path:
+        raise UserError("--model_name_or_path is required")
+    ds = load_rows(data_args).map(to_prompt_completion, remove_columns=None)
+    tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
+    ds = ds.select_columns(["prompt", "completion"])
+    ds = guard_lengths(ds, tokenizer, training_args.max_length, data_args.on_overlong, training_args.dataset_num_proc)
+    log.info("training on %d rows", len(ds))
+
+    training_args.model_init_kwargs = {
+        **(training_args.model_init_kwargs or {}),
+        "dtype": model_args.dtype or "auto",
+        "revision": model_args.model_revision,
+        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
+    }
+    trainer = SFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume is None and Path(training_args.output_dir).is_dir():
+        resume = get_last_checkpoint(training_args.output_dir)  # rerunning the command resumes
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    trainer.save_model(training_args.output_dir)
+    tokenizer.save_pretrained(training_args.output_dir)
+
+
+def cli(argv: list[str]) -> None:
+    try:
+        main(argv)
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

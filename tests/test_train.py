@@ -1,0 +1,139 @@
+"""SFT recipes: parsing with TRL's parser, the truncation guard, LLaMA-Factory export, the tiny recipe end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate_configs" not in p.parts)
+
+
+def parse(path, *extra):
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from rlt_data.train import DataArguments
+
+    return TrlParser((DataArguments, SFTConfig, ModelConfig)).parse_args_and_config(args=["--config", str(ROOT / path), *extra])
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_parse_with_trl(recipe):
+    # use_cpu: only because transformers refuses bf16 without a GPU at validation time
+    data, training, model = parse(recipe, "--use_cpu", "true")
+    assert data.dataset and model.model_name_or_path and training.completion_only_loss and not training.packing
+    if "Qwen2.5" in recipe:
+        assert (training.learning_rate, training.num_train_epochs, training.warmup_steps) == (1e-5, 3, 0.1)
+        assert training.max_length == 16384 and training.bf16 and model.dtype == "bfloat16"
+        assert training.per_device_train_batch_size * training.gradient_accumulation_steps * 8 == 96
+        assert training.lr_scheduler_type.value == "cosine" and (training.adam_beta1, training.adam_beta2, training.adam_epsilon) == (0.9, 0.999, 1e-8)
+
+
+def test_accelerate_configs_are_valid_yaml():
+    import yaml
+
+    configs = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / "recipes" / "accelerate_configs").glob("*.yaml")}
+    assert configs["zero3.yaml"]["deepspeed_config"]["zero_stage"] == 3
+    assert configs["zero3_offload.yaml"]["deepspeed_config"]["offload_param_device"] == "cpu"
+    assert configs["fsdp.yaml"]["distributed_type"] == "FSDP"
+
+
+def test_length_guard_drops_or_refuses(tokenizer):
+    from datasets import Dataset
+
+    from rlt_data import protocol
+    from rlt_data.errors import UserError
+    from rlt_data.train import _ids, guard_lengths, to_prompt_completion
+
+    rows = [protocol.training_messages("Q", "short", "S"), protocol.training_messages("Q", "long " * 400, "S")]
+    ds = Dataset.from_list([{"messages": m} for m in rows]).map(to_prompt_completion).select_columns(["prompt", "completion"])
+    lengths = [len(_ids(tokenizer.apply_chat_template(m, tokenize=True))) for m in rows]
+    limit = (lengths[0] + lengths[1]) // 2
+    kept = guard_lengths(ds, tokenizer, limit, "drop")
+    assert len(kept) == 1 and kept[0]["completion"][0]["content"].count("long") == 0
+    with pytest.raises(UserError, match="1 of 2 rows are longer than max_length"):
+        guard_lengths(ds, tokenizer, limit, "error")
+    empty = Dataset.from_list([{"prompt": rows[0][:2], "completion": []}])
+    with pytest.raises(UserError, match="no row is left"):
+        guard_lengths(empty, tokenizer, None, "drop")
+
+
+def test_llamafactory_export(toy_run_dir):
+    from typer.testing import CliRunner
+
+    from rlt_data.cli import app
+
+    result = CliRunner().invoke(app, ["export", str(toy_run_dir), "--format", "llamafactory"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((toy_run_dir / "dataset_info.json").read_text())["rlt_data"]
+    # the fields LLaMA-Factory documents for a ShareGPT-formatted local dataset
+    assert entry["formatting"] == "sharegpt" and entry["columns"] == {"messages": "conversations", "system": "system"}
+    assert set(entry["tags"]) == {"role_tag", "content_tag", "user_tag", "assistant_tag"}
+    folder = toy_run_dir / entry["file_name"]
+    assert folder.is_dir() and list(folder.glob("*.parquet"))
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(folder).to_pylist()
+    for row in table:
+        roles = [turn[entry["tags"]["role_tag"]] for turn in row[entry["columns"]["messages"]]]
+        assert roles == [entry["tags"]["user_tag"], entry["tags"]["assistant_tag"]]
+        assert row[entry["columns"]["system"]]
+    bad = CliRunner().invoke(app, ["export", str(toy_run_dir), "--format", "alpaca"])
+    assert bad.exit_code == 2 and "unknown export format" in bad.output
+
+
+@pytest.fixture(scope="module")
+def toy_run_dir(toy_models, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from conftest import write_jsonl
+    from rlt_data import toy
+    from rlt_data.cli import app
+
+    root = tmp_path_factory.mktemp("train_run")
+    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(12, seed=31)])
+    result = CliRunner().invoke(app, ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"],
+                                      "--dataset", str(dataset), "--output", str(root / "run"), "--num-samples", "2",
+                                      "--max-new-tokens", "120", "--keep", "all", "--kl-coefs", "0,0"])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.mark.slow
+def test_tiny_recipe_end_to_end(toy_models, toy_run_dir, tmp_path):
+    out = tmp_path / "student"
+    done = subprocess.run(
+        [sys.executable, "-m", "rlt_data.train", "--config", str(ROOT / "recipes/tiny/config.yaml"), "--dataset", str(toy_run_dir),
+         "--model_name_or_path", toy_models["student"], "--output_dir", str(out), "--max_steps", "30", "--learning_rate", "3e-3"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert len(losses) == 30 and sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlt_data import protocol
+
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    from rlt_data import toy
+
+    question = toy.toy_rows(1, seed=999)[0]["question"]
+    prompt = tok.apply_chat_template(protocol.training_messages(question, "", "")[:2], tokenize=False, add_generation_prompt=True)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    gen = model.generate(**ids, max_new_tokens=20, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+    text = tok.decode(gen[0, ids["input_ids"].shape[1]:])
+    assert text.startswith("<|begin_of_thought|>"), text
+
+
+def test_bad_dataset_is_one_line_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "rlt_data.train", "--config", str(ROOT / "recipes/tiny/config.yaml"),
+                           "--dataset", str(tmp_path / "missing"), "--model_name_or_path", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("Error:")
