@@ -13,29 +13,50 @@ from pathlib import Path
 from . import protocol
 
 
-def explain(a: int, b: int, corrupt: bool = False, rng: random.Random | None = None) -> str:
-    """Column addition, one step per paragraph. ``corrupt`` puts a wrong number in one step."""
+def explain(a: int, b: int, slip: tuple[int, int] | None = None) -> str:
+    """Column addition, one step per paragraph.
+
+    ``slip=(column, delta)`` makes an arithmetic slip in that column (its sum is off by ``delta``)
+    and carries it through the later steps, as a careless solver would: the final line then
+    states a wrong total.
+    """
     steps, carry = [], 0
     da, db = str(a)[::-1], str(b)[::-1]
     places = ["units", "tens", "hundreds", "thousands", "ten-thousands"]
+    digits = []
     for k in range(max(len(da), len(db))):
         x = int(da[k]) if k < len(da) else 0
         y = int(db[k]) if k < len(db) else 0
         total = x + y + carry
+        if slip and slip[0] == k:
+            total = max(0, total + slip[1])
         terms = f"{x} + {y}" + (f" + {carry}" if carry else "")
         steps.append(f"Add the {places[k]}: {terms} = {total}, write {total % 10}" + (", carry 1." if total >= 10 else "."))
+        digits.append(total % 10)
         carry = total // 10
     if carry:
-        steps.append("Write the final carry 1.")
-    steps.append(f"So {a} + {b} = {a + b}.")
-    if corrupt:
-        rng = rng or random.Random(a * 1000 + b)
-        k = rng.randrange(len(steps))
-        wrong = a + b + rng.choice([-11, -10, -1, 1, 10, 11])
-        steps[k] = steps[k].replace(f"= {a + b}", f"= {wrong}") if k == len(steps) - 1 else steps[k].replace(
-            " = ", f" = {rng.randint(0, 9)}", 1
-        )
+        steps.append(f"Write the final carry {carry}.")
+        digits.append(carry)
+    result = int("".join(map(str, reversed(digits))))
+    steps.append(f"So {a} + {b} = {result}.")
     return "\n\n".join(steps)
+
+
+def corrupted(a: int, b: int, rng: random.Random) -> str:
+    """An explanation with one arithmetic slip, carried through to a wrong total."""
+    columns = max(len(str(a)), len(str(b)))
+    while True:
+        text = explain(a, b, slip=(rng.randrange(columns), rng.choice([-3, -2, -1, 1, 2, 3])))
+        if text != explain(a, b):
+            return text
+
+
+def step_accuracy(a: int, b: int, explanation: str) -> float:
+    """Fraction of the reference steps that the explanation states exactly, in order."""
+    reference = explain(a, b).split("\n\n")
+    steps = explanation.strip().split("\n\n")
+    hits = sum(1 for k, step in enumerate(reference) if k < len(steps) and steps[k].strip() == step)
+    return hits / max(len(reference), len(steps))
 
 
 def toy_rows(n: int, seed: int = 0, digits: int = 2) -> list[dict]:
@@ -55,7 +76,7 @@ def toy_rows(n: int, seed: int = 0, digits: int = 2) -> list[dict]:
                 "question": question,
                 "solution": f"\\boxed{{{a + b}}}",
                 "explanation": explain(a, b),
-                "corrupted_explanation": explain(a, b, corrupt=True, rng=rng),
+                "corrupted_explanation": corrupted(a, b, random.Random(f"{seed}-{a}-{b}")),
                 "a": a,
                 "b": b,
             }

@@ -22,7 +22,7 @@ SHAPE = dict(hidden_size=128, num_layers=4, num_heads=4, max_position_embeddings
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--out", type=Path, default=ROOT)
     args = parser.parse_args()
     rows = toy.toy_rows(2000, seed=0)

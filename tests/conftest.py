@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
+# Hermetic: no reads from or writes to the user's caches (datasets keys local files by path).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="rlt-test-datasets-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,18 +46,12 @@ def random_models(tmp_path_factory, tokenizer):
 
 
 @pytest.fixture(scope="session")
-def toy_models(tmp_path_factory, tokenizer):
-    """A teacher and a student trained briefly on the toy addition task (about 20 s on 2 cores)."""
-    from rlt_data import tiny, toy
+def toy_models():
+    """The shipped toy teacher and student (scripts/build_toy_world.py): trained on the addition task."""
+    from rlt_data.config import preset_values
 
-    root = tmp_path_factory.mktemp("toy_models")
-    rows = toy.toy_rows(96, seed=0)
-    out = {}
-    for name, pairs, seed in (("teacher", toy.teacher_pairs, 1), ("student", toy.student_pairs, 2)):
-        path = tiny.build_model(root / name, seed=seed, tokenizer=tokenizer)
-        toy.train_causal_lm(path, pairs(tokenizer, rows), steps=150)
-        out[name] = str(path)
-    return out
+    values = preset_values("toy")
+    return {"teacher": values["teacher"], "student": values["student"]}
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,12 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _repo_snapshot(self, repo_id: str, rev: str) -> tuple[Repo, str, dict] | None:
+        """The repo and the (commit sha, files) at ``rev``, or None after answering 404."""
+        repo = self._repo(repo_id)
+        snap = repo and self._snapshot(repo, rev)
+        return (repo, *snap) if snap else None
+
     def _snapshot(self, repo: Repo, rev: str) -> tuple[str, dict] | None:
         rev = unquote(rev)
         sha = repo.branches.get(rev) or (rev if rev in repo.snapshots else None)
@@ -193,21 +199,19 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"url": f"{self.endpoint}/datasets/{repo_id}", "name": repo_id})
 
     def api_revision(self, repo_id, rev, rest, query):
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
             return
-        sha, files = snap
+        repo, sha, files = found
         self._send(200, {"id": repo_id, "_id": repo_id, "sha": sha, "private": repo.private, "author": repo_id.split("/")[0],
                          "siblings": [{"rfilename": p} for p in sorted(files)], "tags": [], "downloads": 0, "likes": 0,
                          "lastModified": "2026-01-01T00:00:00.000Z", "disabled": False, "gated": False})
 
     def api_tree(self, repo_id, rev, rest, query):
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
             return
-        _, files = snap
+        repo, _, files = found
         prefix = unquote(rest).strip("/")
         recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
         entries, dirs = [], set()
@@ -228,16 +232,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, entries)
 
     def api_paths_info(self, repo_id, rev, rest, query):
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
-            return
         raw = self._body().decode()
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
+            return
+        repo, _, files = found
         try:
             paths = json.loads(raw)["paths"]
         except (json.JSONDecodeError, KeyError):
             paths = parse_qs(raw).get("paths", [])
-        _, files = snap
         out = []
         for p in paths:
             p = p.strip("/")
@@ -265,18 +268,17 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self._body() or b"{}")
         if not self._authorized(True, repo_id):
             return
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
             return
-        _, files = snap
+        repo, sha, files = found
         out = []
         for f in body["files"]:
             entry = {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular", "shouldIgnore": False}
             if f["path"] in files:
                 entry["oid"] = git_blob_sha(files[f["path"]])
             out.append(entry)
-        self._send(200, {"files": out, "commitOid": snap[0]})
+        self._send(200, {"files": out, "commitOid": sha})
 
     def lfs_batch(self, repo_id):
         body = json.loads(self._body() or b"{}")
@@ -294,11 +296,10 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._body()
         if not self._authorized(True, repo_id):
             return
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
             return
-        parent, files = snap
+        repo, _, files = found
         files = dict(files)
         lfs_paths = set()
         for line in raw.decode().splitlines():
@@ -333,11 +334,10 @@ class Handler(BaseHTTPRequestHandler):
                          "pullRequestUrl": pr_url})
 
     def resolve(self, repo_id, rev, path, head):
-        repo = self._repo(repo_id)
-        snap = repo and self._snapshot(repo, rev)
-        if not snap:
+        found = self._repo_snapshot(repo_id, rev)
+        if not found:
             return
-        sha, files = snap
+        repo, sha, files = found
         if path not in files:
             return self._error(404, "Entry not found", "EntryNotFound")
         data = files[path]
