@@ -91,8 +91,8 @@ def worker(args) -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     data = rows(args.rows, args.long_tokens)
     fn = {"reference": reference, "ours": ours}[args.worker]
-    fn(args.model, rows(1), 0.7)  # warm-up: model load, allocator, kernels
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, before the model loads
+    fn(args.model, rows(1), 0.7)  # warm-up (not timed): model load, allocator, kernels
     start = time.perf_counter()
     scores = fn(args.model, data, 0.7)
     seconds = time.perf_counter() - start
@@ -103,6 +103,7 @@ def worker(args) -> None:
 
     tok = AutoTokenizer.from_pretrained(args.model)
     tokens = sum(len(tok(protocol.student_scoring_context(tok, r["question"], r["explanation"], r["solution"]).text).input_ids) for r in data)
+    # extra_rss_mb: peak RSS above the process after imports (the same ~40 MB model is loaded on both sides)
     print(json.dumps({"seconds": seconds, "tokens": tokens, "extra_rss_mb": (peak - base) / 1024, "scores": scores}))
 
 

@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=96)
     parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--temperature", type=float, default=1.0, help="teacher sampling temperature (diversity)")
+    parser.add_argument("--temperature", type=float, default=1.2, help="teacher sampling temperature (diversity)")
     parser.add_argument("--eval", type=int, default=128, help="held-out questions")
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
@@ -113,7 +113,7 @@ def main() -> None:
             "rejected (worst reward)": [min(v, key=lambda c: c["reward"]) for v in groups.values()],
         }
         student = config.student
-        results = {"untrained start": (accuracy(student, held_out), float("nan"))}
+        results = {"shipped student (start)": (accuracy(student, held_out), float("nan"))}
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(student)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__, protocol, scoring, selection, sources
-from .backends import default_backend, load_backend
+from .backends import default_backend, derive_seed, load_backend
 from .config import GenerateConfig, ScoreConfig, ScoringOptions, parse_size
 from .errors import UserError
 from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCORE_FIELDS, RunStore
@@ -152,7 +152,7 @@ def generate_stage(store: RunStore, chunks: list[list[dict]], owned: list[int], 
     try:
         for i in pending:
             prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
-            samples = generator.generate(prompts, sampling, seed=config.seed + i * 1_000_003)
+            samples = generator.generate(prompts, sampling, seed=derive_seed(config.seed, i))
             store.write_chunk("generated", i, _candidates(chunks[i], samples))
             n_samples += sum(map(len, samples))
             n_tokens += sum(s.num_tokens for group in samples for s in group)

@@ -122,7 +122,7 @@ def test_different_tokenizers_need_zero_kl(tokenizer, qwen_tokenizer):
 @pytest.mark.slow
 def test_reward_prefers_explanations_that_teach(toy_models):
     """A student trained on correct steps finds the solution likelier after them than after another
-    question's steps, for at least 75% of questions (32 of 40 measured)."""
+    question's steps, for at least 90% of questions (40 of 40 measured with the shipped toy student)."""
     student = hf.Scorer(toy_models["student"], hf.Options(device="cpu", dtype="float32"))
     rows = toy.toy_rows(40, seed=7)
     config = scoring.RewardConfig(kl_coefs=(0, 0))
@@ -132,5 +132,5 @@ def test_reward_prefers_explanations_that_teach(toy_models):
         student, [{**r, "explanation": u, "has_end_tag": True} for r, u in zip(rows, unrelated)], None, config
     )
     wins = sum(g["reward"] > b["reward"] for g, b in zip(good, bad))
-    assert wins >= 30, [(g["reward"], b["reward"]) for g, b in zip(good, bad)]
+    assert wins >= 36, [(g["reward"], b["reward"]) for g, b in zip(good, bad)]
     student.close()

