@@ -9,7 +9,7 @@
 4. Also: Spearman rank correlation between reward and step accuracy (the fraction of the
    explanation's steps that are right, which the task can check), over every scored sample.
 
-    python benchmarks/bench_toy_quality.py            # ~5 minutes on 2 CPU cores
+    python benchmarks/bench_toy_quality.py            # ~8 minutes on 2 CPU cores (3 repeats)
 """
 
 from __future__ import annotations
@@ -75,63 +75,82 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.2, help="teacher sampling temperature (diversity)")
     parser.add_argument("--eval", type=int, default=128, help="held-out questions")
     parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from rlt_data import pipeline, toy
-    from rlt_data.config import GenerateConfig, build
-    from rlt_data.shards import RunStore
+    from transformers import AutoTokenizer
+
+    from rlt_data import toy
+    from rlt_data.config import preset_values
 
     start = time.time()
     pool = toy.toy_rows(2000, seed=0)  # [0:1600] trained the shipped models, [1600:1664] is the shipped set
     train_q = pool[1664 : 1664 + args.questions]
     held_out = pool[1800 : 1800 + args.eval]
-    by_id = {r["id"]: r for r in train_q}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        data = tmp / "questions.jsonl"
-        data.write_text("".join(__import__("json").dumps({k: r[k] for k in ("id", "question", "solution")}) + "\n" for r in train_q))
-        config = build(GenerateConfig, None, dict(
-            preset="toy", dataset=str(data), output=str(tmp / "run"), num_samples=args.samples, temperature=args.temperature,
-            keep="all", seed=args.seed, backend="transformers",
-        ))
-        pipeline.generate(config)
-        store = RunStore(tmp / "run")
-        candidates = [c for i in range(store.read_state()["num_chunks"]) for c in store.read_chunk("scored", i)]
-        scored = [c for c in candidates if c["reward"] is not None and c["has_end_tag"]]
-        acc = [toy.step_accuracy(by_id[c["id"]]["a"], by_id[c["id"]]["b"], c["explanation"]) for c in scored]
-        rho = spearman([c["reward"] for c in scored], acc)
+    student = preset_values("toy")["student"]
+    tok = AutoTokenizer.from_pretrained(student)
+    results: dict[str, list[tuple[float, float]]] = {}
+    rewards, step_accs = [], []
+    for repeat in range(args.repeats):
+        seed = args.seed + repeat
+        with tempfile.TemporaryDirectory() as tmp:
+            arms, scored = sample_arms(Path(tmp), train_q, args, seed)
+            rewards += [c["reward"] for c in scored]
+            step_accs += [c["step_accuracy"] for c in scored]
+            for name, rows in arms.items():
+                target = Path(tmp) / name.split()[0]
+                shutil.copytree(student, target)
+                toy.train_causal_lm(target, toy.student_pairs(tok, rows), steps=args.steps, lr=args.lr, batch_size=8, seed=seed)
+                step_acc = float(np.mean([toy.step_accuracy(r["a"], r["b"], r["explanation"]) for r in rows]))
+                results.setdefault(name, []).append((accuracy(str(target), held_out), step_acc))
+    base = accuracy(student, held_out)
 
-        groups: dict[str, list[dict]] = {}
-        for c in scored:
-            groups.setdefault(c["id"], []).append(c)
-        groups = {k: v for k, v in groups.items() if len(v) >= 2}
-        rng = random.Random(args.seed)
-        arms = {
-            "kept (best reward)": [max(v, key=lambda c: c["reward"]) for v in groups.values()],
-            "random": [rng.choice(v) for v in groups.values()],
-            "rejected (worst reward)": [min(v, key=lambda c: c["reward"]) for v in groups.values()],
-        }
-        student = config.student
-        results = {"shipped student (start)": (accuracy(student, held_out), float("nan"))}
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(student)
-        for name, chosen in arms.items():
-            rows = [{**by_id[c["id"]], "explanation": c["explanation"]} for c in chosen]
-            step_acc = float(np.mean([toy.step_accuracy(r["a"], r["b"], r["explanation"]) for r in rows]))
-            target = tmp / name.split()[0]
-            shutil.copytree(student, target)
-            toy.train_causal_lm(target, toy.student_pairs(tok, rows), steps=args.steps, lr=1e-3, batch_size=8, seed=args.seed)
-            results[name] = (accuracy(str(target), held_out), step_acc)
-
-    print(f"toy world: {len(train_q)} questions x {args.samples} samples (T={args.temperature}), "
-          f"{len(groups)} questions with 2+ valid samples; students fine-tuned {args.steps} steps; {len(held_out)} held-out questions")
-    print(f"{'training set':<26} {'held-out accuracy':>18} {'step accuracy of its explanations':>34}")
-    for name, (acc_v, step_v) in results.items():
-        print(f"{name:<26} {acc_v:>18.3f} {step_v:>34.3f}")
-    print(f"Spearman(reward, step accuracy) over {len(scored)} scored samples: {rho:.3f}")
+    print(f"toy world: {len(train_q)} questions x {args.samples} samples (T={args.temperature}); students fine-tuned "
+          f"{args.steps} steps (lr {args.lr}); {len(held_out)} held-out questions; {args.repeats} repeats (generation and training seeds)")
+    print(f"shipped student before fine-tuning: held-out accuracy {base:.3f}")
+    print(f"{'training set':<26} {'held-out accuracy (mean +- sd)':>32} {'step accuracy of its explanations':>34}")
+    for name, values in results.items():
+        acc, steps = np.array([v[0] for v in values]), np.array([v[1] for v in values])
+        print(f"{name:<26} {acc.mean():>22.3f} +- {acc.std():.3f} {steps.mean():>34.3f}")
+    print(f"Spearman(reward, step accuracy) over {len(rewards)} scored samples: {spearman(rewards, step_accs):.3f}")
     print(f"({time.time() - start:.0f}s)")
+
+
+def sample_arms(tmp: Path, train_q: list[dict], args, seed: int):
+    """Generate with the toy teacher; per question the best, a random and the worst sample by reward."""
+    import json
+
+    from rlt_data import pipeline, toy
+    from rlt_data.config import GenerateConfig, build
+    from rlt_data.shards import RunStore
+
+    by_id = {r["id"]: r for r in train_q}
+    data = tmp / "questions.jsonl"
+    data.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "solution")}) + "\n" for r in train_q))
+    config = build(GenerateConfig, None, dict(
+        preset="toy", dataset=str(data), output=str(tmp / "run"), num_samples=args.samples, temperature=args.temperature,
+        keep="all", seed=seed, backend="transformers",
+    ))
+    pipeline.generate(config)
+    store = RunStore(tmp / "run")
+    candidates = [c for i in range(store.read_state()["num_chunks"]) for c in store.read_chunk("scored", i)]
+    scored = [c for c in candidates if c["reward"] is not None and c["has_end_tag"]]
+    for c in scored:
+        c["step_accuracy"] = toy.step_accuracy(by_id[c["id"]]["a"], by_id[c["id"]]["b"], c["explanation"])
+    groups: dict[str, list[dict]] = {}
+    for c in scored:
+        groups.setdefault(c["id"], []).append(c)
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    rng = random.Random(seed)
+    picks = {
+        "kept (best reward)": [max(v, key=lambda c: c["reward"]) for v in groups.values()],
+        "random": [rng.choice(v) for v in groups.values()],
+        "rejected (worst reward)": [min(v, key=lambda c: c["reward"]) for v in groups.values()],
+    }
+    arms = {name: [{**by_id[c["id"]], "explanation": c["explanation"]} for c in chosen] for name, chosen in picks.items()}
+    return arms, scored
 
 
 if __name__ == "__main__":
