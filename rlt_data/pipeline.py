@@ -297,8 +297,8 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
 
 
 # -- commands ---------------------------------------------------------------------------------
-def _prepare(config: ScoringOptions, command: str) -> tuple[list[list[dict]], dict]:
-    """Rows -> chunks, and the parameters that identify the run's generations."""
+def _prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
+    """The input rows, and the parameters that identify the run's generations."""
     rows = _load_rows(config, with_explanation=command == "score")
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")

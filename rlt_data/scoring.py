@@ -40,10 +40,9 @@ class RewardConfig:
         return any(c != 0 for c in self.kl_coefs)
 
 
-SCORE_COLUMNS = (
-    "reward", "r_ss", "r_kl", "lp_solution_mean", "lp_solution_min", "kl_mean", "kl_max",
-    "num_solution_tokens", "num_think_tokens", "student_context_tokens",
-)
+# The keys of reward_terms(); the token counts come with them in student_scores(). The Parquet
+# schema of all score columns is shards.SCORE_FIELDS.
+REWARD_TERMS = ("reward", "r_ss", "r_kl", "lp_solution_mean", "lp_solution_min", "kl_mean", "kl_max")
 
 
 @dataclass
@@ -142,7 +141,7 @@ def student_scores(scorer: Any, rows: list[dict], teacher: list[dict] | None, co
         kl = None
         if teacher is not None:
             if teacher[k]["teacher_think_ids"] != [t.ids[i] for i in t.think]:
-                out.append({**base, **{c: None for c in SCORE_COLUMNS[:7]}, "think_mismatch": True})
+                out.append({**base, **dict.fromkeys(REWARD_TERMS), "think_mismatch": True})
                 continue
             kl = np.asarray(teacher[k]["teacher_think_lp"], dtype=np.float64) - lp_think
         out.append({**base, **reward_terms(lp_sol, kl, row["has_end_tag"], config)})

@@ -84,6 +84,7 @@ def test_temperature_and_coefficients_are_applied(scorers):
     default = scoring.student_scores(student, ROWS[:1], None, scoring.RewardConfig(kl_coefs=(0, 0)))
     assert default[0]["reward"] != pytest.approx(got[0]["reward"], abs=1e-3)
     assert default[0]["kl_mean"] is None and default[0]["r_kl"] == 0
+    assert tuple(scoring.reward_terms(np.array([-1.0]), None, True, config)) == scoring.REWARD_TERMS
 
 
 def test_chunked_logprobs_equal_full_softmax():
