@@ -196,6 +196,59 @@ def export_command(
     typer.echo(f"wrote {path}: train with LLaMA-Factory using `dataset_dir: {output}` and `dataset: {name}`")
 
 
+@app.command(
+    "evaluate",
+    help="pass@1 of a student on AIME24, MATH500 and GPQA-Diamond (or the offline toy set), answers checked with "
+    "math-verify; results as JSON and a table, optionally in the model card. Resumable per benchmark.",
+)
+@user_errors
+def evaluate_command(
+    model: str = typer.Argument(..., help="The student: Hub id or local folder."),
+    benchmarks: str = typer.Option("aime24,math500,gpqa_diamond", help="Comma-separated: aime24, math500, gpqa_diamond, toy."),
+    output: Optional[str] = typer.Option(None, help="Results folder (default: evals/<model>)."),
+    num_samples: int = typer.Option(1, help="Samples per question; pass@1 is averaged over them."),
+    temperature: Optional[float] = typer.Option(None, help="Default: 0 (greedy) with 1 sample, 0.6 with more."),
+    top_p: Optional[float] = typer.Option(None, help="Default: 1.0 with 1 sample, 0.95 with more."),
+    max_new_tokens: int = typer.Option(32768, help="Longest response (SkyThought's max_tokens)."),
+    seed: int = typer.Option(0, help="Sampling seed (per chunk): reruns repeat the samples."),
+    limit: Optional[int] = typer.Option(None, help="First N questions of each benchmark (smoke tests)."),
+    system_prompt: str = typer.Option("stratos", help="stratos (the student's training prompt), none, or @FILE."),
+    data: Optional[list[str]] = typer.Option(None, "--data", help="NAME=SOURCE: read a benchmark from another Hub id or a local file/folder (repeatable)."),
+    chunk_size: Optional[int] = typer.Option(None, help="Questions per generate call, the unit of resume (default: 256 on vLLM, --batch-size on transformers)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace results made with other parameters."),
+    update_card: bool = typer.Option(False, "--update-card", help="Write the results into the model card's model-index."),
+    push_to_hub: Optional[str] = typer.Option(None, help="Push the updated model card to this model repo (implies --update-card)."),
+    token: Optional[str] = typer.Option(None, help="Hub token (default: HF_TOKEN or the stored login). Never printed."),
+    backend: Optional[str] = typer.Option(None, help="transformers or vllm (default: vllm when importable and a GPU is present)."),
+    device: str = typer.Option("auto", help="transformers backend: torch device."),
+    dtype: str = typer.Option("auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32."),
+    batch_size: int = typer.Option(16, help="transformers backend: prompts per generate() call."),
+    tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs per engine."),
+    gpu_memory_utilization: float = typer.Option(0.9, help="vLLM: fraction of GPU memory the engine may use."),
+    max_model_len: Optional[int] = typer.Option(None, help="vLLM: context length (default: the model's)."),
+    enforce_eager: bool = typer.Option(False, "--enforce-eager", help="vLLM: no CUDA graphs."),
+    vllm_args: Optional[str] = typer.Option(None, help="vLLM: extra engine arguments as a JSON object."),
+) -> None:
+    from .evaluate import EvalConfig, evaluate
+
+    overrides: dict[str, str] = {}
+    for entry in data or []:
+        name, sep, source = entry.partition("=")
+        if not sep or not name.strip() or not source.strip():
+            fail(f"--data takes NAME=SOURCE (e.g. gpqa_diamond=./gpqa_diamond.parquet), not {entry!r}")
+        overrides[name.strip()] = source.strip()
+    config = EvalConfig(
+        model=model, benchmarks=[b.strip() for b in benchmarks.split(",") if b.strip()], output=output,
+        num_samples=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+        limit=limit, system_prompt=system_prompt, data=overrides, chunk_size=chunk_size, overwrite=overwrite,
+        update_card=update_card, push_to_hub=push_to_hub, token=token, backend=backend, device=device, dtype=dtype,
+        batch_size=batch_size, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len, enforce_eager=enforce_eager, vllm_args=vllm_args,
+    )
+    _setup_logging()
+    evaluate(config, echo=typer.echo)
+
+
 def main() -> None:
     app()
 

@@ -84,6 +84,22 @@ def toy_rows(n: int, seed: int = 0, digits: int = 2) -> list[dict]:
     return rows
 
 
+BENCHMARK_SLICE = slice(1936, 2000)  # of toy_rows(2000, seed=0): seen by neither shipped model nor the other sets
+
+
+def benchmark_rows() -> list[dict]:
+    """The toy benchmark (``rlt-data evaluate --benchmarks toy``): 64 held-out questions, MATH500-style columns.
+
+    ``problem`` is the bare question; the evaluation adds SkyThought's math prompt
+    ("Return your final response within \\boxed{}. "), which is exactly how the toy student's
+    training questions start. ``answer`` is the sum, checked against the student's boxed answer.
+    """
+    return [
+        {"id": r["id"], "problem": f"What is {r['a']} + {r['b']}?", "answer": str(r["a"] + r["b"])}
+        for r in toy_rows(2000, seed=0)[BENCHMARK_SLICE]
+    ]
+
+
 def teacher_pairs(tokenizer, rows: list[dict]) -> list[tuple[str, str]]:
     """(prompt, completion) in the teacher format: question and solution in, explanation out."""
     return [

@@ -31,6 +31,7 @@ def main() -> None:
     (args.out / "set.jsonl").write_text(
         "".join(json.dumps({"id": r["id"], "question": r["question"], "solution": r["solution"]}) + "\n" for r in shipped)
     )
+    (args.out / "benchmark.jsonl").write_text("".join(json.dumps(r) + "\n" for r in toy.benchmark_rows()))
     tokenizer = tiny.build_tokenizer()
     for name, pairs, seed in (("teacher", toy.teacher_pairs, 1), ("student", toy.student_pairs, 2)):
         path = args.out / name

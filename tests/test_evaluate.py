@@ -1,0 +1,226 @@
+"""`rlt-data evaluate`: the shipped toy student on the toy benchmark, answers checked by the real math-verify."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_jsonl
+from rlt_data.cli import app
+from rlt_data.evaluate import check_choice, check_math, last_boxed
+
+# Few questions in two chunks of 3: the one generating run takes seconds on an idle CPU.
+FAST = ("--benchmarks", "toy", "--limit", "6", "--batch-size", "3", "--max-new-tokens", "256", "--backend", "transformers")
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(map(str, args)))
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def toy_eval(toy_models, tmp_path_factory):
+    """The shipped toy student (a copy, so its card can be written) on 6 toy questions."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("eval")
+    model = root / "student"
+    shutil.copytree(toy_models["student"], model)
+    (model / "README.md").write_text("---\nlicense: apache-2.0\n---\n\n# My student\n")
+    result = invoke("evaluate", model, *FAST, "--output", root / "out")
+    assert result.exit_code == 0, result.output
+    return model, root / "out", result.output
+
+
+# --- checking answers ---------------------------------------------------------------------
+
+
+def test_equivalent_latex_forms_are_correct():
+    assert check_math("... so the answer is \\boxed{0.5}", "\\frac{1}{2}").correct
+    assert check_math("\\boxed{\\frac{1}{2}}", "0.5").correct
+    assert check_math("\\boxed{\\dfrac12}", "\\frac{1}{2}").correct
+    assert check_math("\\boxed{(3, \\frac{\\pi}{2})}", "\\left( 3, \\frac{\\pi}{2} \\right)").correct
+
+
+def test_wrong_answer_is_wrong():
+    verdict = check_math("\\boxed{0.51}", "\\frac{1}{2}")
+    assert not verdict.correct and verdict.reason == "wrong" and verdict.extracted == "0.51"
+    assert check_math("\\boxed{116}", "117").reason == "wrong"
+
+
+def test_missing_box_is_wrong_even_with_the_right_number():
+    verdict = check_math("So 92 + 25 = 117.", "117")
+    assert not verdict.correct and verdict.reason == "no boxed answer" and verdict.extracted is None
+    assert check_math("\\boxed{}", "117").reason == "empty box"
+
+
+def test_the_last_box_counts_and_braces_balance():
+    assert last_boxed("\\boxed{1} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
+    assert last_boxed("\\boxed{\\frac{1}{2") is None
+    assert check_math("first \\boxed{7}, finally \\boxed{117}", "117").correct
+    assert not check_math("first \\boxed{117}, finally \\boxed{7}", "117").correct
+
+
+def test_gpqa_letter_choice():
+    assert check_choice("\\boxed{C}", "C").correct
+    assert check_choice("\\boxed{\\text{(B)}}", "B").correct
+    assert check_choice("\\boxed{D) 42 K}", "D").correct
+    assert check_choice("\\boxed{A}", "C").reason == "wrong"
+    assert check_choice("The answer is C.", "C").reason == "no boxed answer"
+
+
+def test_gpqa_prompt_letters_and_a_fixed_shuffle(tmp_path):
+    from rlt_data.eval_sets import BENCHMARKS, load_items, resolve
+
+    rows = [{"Question": f"Q{k}?", "Correct Answer": "right", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
+             "Incorrect Answer 3": "w3"} for k in range(8)]
+    path = write_jsonl(tmp_path / "gpqa.jsonl", rows)
+    [bench] = resolve(["gpqa_diamond"], {"gpqa_diamond": str(path)})
+    items = load_items(bench)
+    assert items == load_items(bench)  # the same order on every run
+    for item in items:
+        assert item.prompt.startswith("Return your final response within \\boxed{} and only include the letter choice")
+        assert f"{item.answer}) right" in item.prompt
+    assert len({item.answer for item in items}) > 1  # the right answer is not always A
+    assert BENCHMARKS["gpqa_diamond"].dataset == "Idavidrein/gpqa"
+
+
+# --- end to end on the toy student --------------------------------------------------------
+
+
+def test_accuracy_equals_an_independent_count(toy_eval):
+    model, out, output = toy_eval
+    rows = read_jsonl(out / "toy" / "generations.jsonl")
+    result = json.loads((out / "toy" / "result.json").read_text())
+    assert len(rows) == 6 and result["num_questions"] == 6
+
+    def right(response: str, answer: str) -> bool:  # the last \boxed{integer}, compared as an integer
+        found = re.findall(r"\\boxed\{(-?\d+)\}", response)
+        return bool(found) and int(found[-1]) == int(answer)
+
+    count = sum(right(r["responses"][0], r["answer"]) for r in rows)
+    assert result["pass@1"] == pytest.approx(count / len(rows))
+    assert count >= 5  # the shipped student solves the held-out sums (64 of 64 measured)
+    assert all("<|begin_of_solution|>" in r["responses"][0] for r in rows)  # it writes the Stratos format
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["results"]["toy"]["pass@1"] == result["pass@1"]
+    assert "| toy | 6 | 1 |" in output and (out / "results.md").exists()
+    assert result["parameters"]["temperature"] == 0.0 and result["parameters"]["max_new_tokens"] == 256
+
+
+def test_real_generations_against_equivalent_and_wrong_references(toy_eval):
+    """The student's boxed integers, checked against references written otherwise: math-verify decides."""
+    _, out, _ = toy_eval
+    rows = read_jsonl(out / "toy" / "generations.jsonl")
+    boxed = [r for r in rows if r["correct"][0]]
+    assert boxed
+    for r in boxed:
+        response, n = r["responses"][0], int(r["answer"])
+        assert check_math(response, f"\\frac{{{2 * n}}}{{2}}").correct  # \boxed{130} == \frac{260}{2}
+        assert check_math(response, f"{n}.0").correct
+        assert check_math(response, str(n + 1)).reason == "wrong"
+        no_box = response.replace("\\boxed{", "{")
+        assert check_math(no_box, str(n)).reason == "no boxed answer"
+
+
+def test_rerun_skips_finished_benchmarks_and_refuses_other_parameters(toy_eval):
+    model, out, _ = toy_eval
+    before = (out / "toy" / "generations.jsonl").read_bytes()
+    again = invoke("evaluate", "does-not-matter/at-all", *FAST, "--output", out)  # another model: refused
+    assert again.exit_code == 2 and "other parameters (model)" in again.output
+    same = invoke("evaluate", model, *FAST, "--output", out)
+    assert same.exit_code == 0, same.output
+    assert "already evaluated" in same.output and (out / "toy" / "generations.jsonl").read_bytes() == before
+    assert not (out / ".partial").exists()
+
+
+def test_resume_inside_a_benchmark(toy_eval, tmp_path):
+    """A run stopped after its first chunk generates only the second; the rows equal the uninterrupted run."""
+    model, out, _ = toy_eval
+    rows = read_jsonl(out / "toy" / "generations.jsonl")
+    params = json.loads((out / "toy" / "result.json").read_text())["parameters"]
+    partial = tmp_path / "cut" / ".partial"  # what an interrupted run leaves: the first chunk, no result
+    partial.mkdir(parents=True)
+    (partial / "toy.json").write_text(json.dumps({"parameters": params, "chunk_size": 3}))
+    (partial / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    resumed = invoke("evaluate", model, *FAST, "--output", tmp_path / "cut")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming after 3 of 6 questions" in resumed.output
+    assert read_jsonl(tmp_path / "cut" / "toy" / "generations.jsonl") == rows
+    assert not partial.exists()
+
+
+def test_model_card_gets_a_model_index(toy_eval):
+    import yaml
+
+    model, out, _ = toy_eval
+    result = invoke("evaluate", model, *FAST, "--output", out, "--update-card", "--token", "hf_SECRETTOKEN")
+    assert result.exit_code == 0, result.output
+    assert "already evaluated" in result.output  # the card is written from the finished results
+    text = (model / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["license"] == "apache-2.0" and "# My student" in text
+    [entry] = meta["model-index"][0]["results"]
+    assert entry["dataset"]["name"] == "Toy addition (held out)" and entry["dataset"]["type"] == "toy"
+    assert entry["metrics"][0]["type"] == "pass@1"
+    summary = json.loads((out / "results.json").read_text())
+    assert entry["metrics"][0]["value"] == round(100 * summary["results"]["toy"]["pass@1"], 2)
+    again = invoke("evaluate", model, *FAST, "--output", out, "--update-card")  # replaces, does not duplicate
+    assert again.exit_code == 0, again.output
+    assert len(yaml.safe_load((model / "README.md").read_text().split("---\n")[1])["model-index"][0]["results"]) == 1
+    for path in [model / "README.md", *out.rglob("*")]:
+        if path.is_file():
+            assert "SECRETTOKEN" not in path.read_text(errors="ignore")
+    assert "SECRETTOKEN" not in result.output
+
+
+# --- bad input: one line, exit 2 ------------------------------------------------------------
+
+
+def _one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_unknown_benchmark(toy_models, tmp_path):
+    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "toy,aime25", "--output", tmp_path))
+    assert "unknown benchmark 'aime25'" in line
+
+
+def test_model_path_that_does_not_exist(tmp_path):
+    line = _one_line_error(invoke("evaluate", tmp_path / "nope", "--benchmarks", "toy", "--output", tmp_path / "o"))
+    assert "model not found" in line
+
+
+def test_benchmark_set_without_the_expected_columns(toy_models, tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "What is 1 + 1?", "solution": "2"}])
+    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "toy", "--data", f"toy={bad}", "--output", tmp_path / "o"))
+    assert "has no column 'problem'" in line
+
+
+def test_gpqa_set_without_choice_columns(toy_models, tmp_path):
+    bad = write_jsonl(tmp_path / "gpqa.jsonl", [{"Question": "Which?", "Correct Answer": "x"}])
+    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "gpqa_diamond", "--data",
+                                  f"gpqa_diamond={bad}", "--output", tmp_path / "o"))
+    assert "'Incorrect Answer 1'" in line
+
+
+def test_greedy_with_several_samples_is_refused(toy_models, tmp_path):
+    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "toy", "--num-samples", "4",
+                                  "--temperature", "0", "--output", tmp_path))
+    assert "--num-samples" in line
+
+
+def test_help_lists_the_options():
+    result = invoke("evaluate", "--help")
+    assert result.exit_code == 0
+    for option in ("--benchmarks", "--num-samples", "--temperature", "--max-new-tokens", "--update-card", "--push-to-hub", "--data"):
+        assert option in result.output
