@@ -11,9 +11,16 @@ from pathlib import Path
 
 from . import protocol
 
+# ChatML. Each assistant turn's content and its closing <|im_end|> sit inside {% generation %}
+# markers, so stock TRL's `assistant_only_loss` (return_assistant_tokens_mask) works; the markers
+# render nothing: the text is byte for byte the plain ChatML template's.
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{% else %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
