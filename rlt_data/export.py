@@ -1,7 +1,7 @@
 """Exports of a run for other training stacks. ``llamafactory``: the ``dataset_info.json`` entry that
-LLaMA-Factory (the reference's SFT stack) needs to read the Bespoke-Stratos columns: ShareGPT
-formatting, ``conversations`` of ``from``/``value`` with ``user``/``assistant`` roles, and the
-``system`` column.
+LLaMA-Factory (the reference's SFT stack) needs to read the run's ``sharegpt`` config (folder
+``sharegpt/``, the Bespoke-Stratos columns): ShareGPT formatting, ``conversations`` of
+``from``/``value`` with ``user``/``assistant`` roles, and the ``system`` column.
 """
 
 from __future__ import annotations
@@ -10,13 +10,19 @@ import json
 from pathlib import Path
 
 from .errors import UserError
-from .shards import write_text
+from .shards import SPLIT_FOLDERS, write_text
 
 FORMATS = ("llamafactory",)
+LLAMAFACTORY_CONFIG = "sharegpt"  # the card config (and folder) the entry reads
 
 
 def llamafactory_entry(hub_repo: str | None = None) -> dict:
-    entry: dict = {"hf_hub_url": hub_repo} if hub_repo else {"file_name": "data"}
+    """A local entry names the folder (``file_name``, relative to ``dataset_dir``); a Hub entry names the
+    repo and its config (``subset``, LLaMA-Factory's ``load_dataset(name=...)``)."""
+    if hub_repo:
+        entry: dict = {"hf_hub_url": hub_repo, "subset": LLAMAFACTORY_CONFIG, "split": "train"}
+    else:
+        entry = {"file_name": SPLIT_FOLDERS[LLAMAFACTORY_CONFIG]}
     entry.update(
         {
             "formatting": "sharegpt",
@@ -32,10 +38,20 @@ def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     root = Path(run_dir)
-    if not list((root / "data").glob("*.parquet")):
-        raise UserError(f"{root} has no data/*.parquet shards; run generate or score first")
+    if not root.is_dir():
+        raise UserError(f"run folder not found: {root}")
+    folder = SPLIT_FOLDERS[LLAMAFACTORY_CONFIG]
+    if not list((root / folder).glob("*.parquet")):
+        if list((root / "data").glob("*.parquet")):
+            raise UserError(f"{root} has no {folder}/*.parquet shards (made by an older rlt-data); run `rlt-data select {root}` with the run's selection options first")
+        raise UserError(f"{root} has no {folder}/*.parquet shards; run generate or score first")
     path = root / "dataset_info.json"
-    info = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    try:
+        info = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix or remove it")
+    if not isinstance(info, dict):
+        raise UserError(f"{path} is not a JSON object; fix or remove it")
     info[name] = llamafactory_entry(hub_repo)
     write_text(path, json.dumps(info, indent=2) + "\n")
     return path

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
-from .shards import RunStore
-
-SPLIT_FOLDERS = {"default": "data", "candidates": "candidates"}
+from .shards import SPLIT_FOLDERS, RunStore
 
 
 @dataclass
@@ -180,7 +178,7 @@ def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = prin
             echo(f"[dry-run] create branch {revision} if missing")
         for f in files:
             echo(f"[dry-run] upload {f.path_in_repo} ({f.size:,} bytes) unless the same file is already there")
-        echo(f"[dry-run] delete remote shards under data/ and candidates/ that this run does not have")
+        echo(f"[dry-run] delete remote shards under {', '.join(f + '/' for f in SPLIT_FOLDERS.values())} that this run does not have")
         echo(f"[dry-run] commit(s) of at most {opts.files_per_commit} files to {revision}{' as a pull request' if opts.create_pr else ''}, README.md last")
         return {"uploaded": [], "skipped": [], "deleted": [], "dry_run": True}
 

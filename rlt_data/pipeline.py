@@ -22,7 +22,7 @@ from . import __version__, protocol, scoring, selection, sources
 from .backends import default_backend, derive_seed, load_backend
 from .config import GenerateConfig, ScoreConfig, ScoringOptions, parse_size
 from .errors import UserError
-from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCORE_FIELDS, RunStore
+from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore
 
 log = logging.getLogger("rlt_data")
 
@@ -65,7 +65,7 @@ def open_run(config: ScoringOptions, command: str, rows: sources.LoadedRows, gen
         store.wipe()
         state = None
     if state is None and store.root.exists() and any(
-        (store.root / name).exists() for name in ("data", "candidates", "README.md")
+        (store.root / name).exists() for name in (*SPLIT_FOLDERS.values(), "README.md")
     ):
         if not config.overwrite:
             raise UserError(f"{store.root} already holds a dataset that rlt-data did not write; pass --overwrite or pick another --output")
@@ -229,13 +229,20 @@ def _progress_iter(items: list[int], desc: str):
 
 # -- stage 4: selection, shards, card ----------------------------------------------------------
 def _data_row(c: dict) -> dict:
+    """A row of config ``default`` (``data/``): ``messages`` is the scored student context, system turn first."""
     return {
         "id": c["id"], "question": c["question"], "solution": c["solution"], "explanation": c["explanation"],
-        "system": protocol.student_system_prompt(),
-        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
         "messages": protocol.training_messages(c["question"], c["explanation"], c["solution"]),
         "sample_index": c["sample_index"], "num_explanation_tokens": c["num_think_tokens"],
         **{name: c[name] for name, _ in SCORE_FIELDS},
+    }
+
+
+def _sharegpt_row(c: dict) -> dict:
+    """The same row in config ``sharegpt`` (``sharegpt/``): Bespoke-Stratos ``system`` + ``conversations``."""
+    return {
+        "id": c["id"], "system": protocol.student_system_prompt(),
+        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
     }
 
 
@@ -269,8 +276,10 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
     kept = [c for c in candidates if c["status"] == "kept"]
     max_bytes = parse_size(config.max_shard_size)
     data_table = pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA)
+    sharegpt_table = pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA)
     cand_table = pa.Table.from_pylist(candidates, schema=CANDIDATES_SCHEMA)
     data_files = store.write_split("data", data_table, max_bytes)
+    sharegpt_files = store.write_split("sharegpt", sharegpt_table, max_bytes)
     cand_files = store.write_split("candidates", cand_table, max_bytes)
     scored = [c for c in candidates if c["reward"] is not None]
     summary = {
@@ -284,6 +293,7 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
         "completion_tokens": int(sum(c["num_completion_tokens"] or 0 for c in candidates)),
         "kept_student_tokens": int(sum(c["student_context_tokens"] or 0 for c in kept)),
         "data_files": data_files,
+        "sharegpt_files": sharegpt_files,
         "candidate_files": cand_files,
         "chunks_done": f"{len(done)}/{state['num_chunks']}",
     }
@@ -291,7 +301,7 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
         selection=asdict(sel), summary=summary, complete=len(done) == state["num_chunks"],
         max_shard_size=config.max_shard_size, card_extra=extra_card or state.get("card_extra", {}),
     )
-    card.write_card(store, state, data_table.schema, cand_table.schema)
+    card.write_card(store, state, {"default": data_table.schema, "sharegpt": sharegpt_table.schema, "candidates": cand_table.schema})
     store.write_state(state)
     return summary
 

@@ -3,7 +3,8 @@
 A run folder is a Hub dataset repository plus a hidden work area::
 
     DIR/README.md                              dataset card
-    DIR/data/train-00000-of-0000N.parquet      the distillation set (kept rows)
+    DIR/data/train-00000-of-0000N.parquet      the distillation set (kept rows), `messages` (config default)
+    DIR/sharegpt/train-00000-of-0000N.parquet  the same rows as `system` + `conversations` (config sharegpt)
     DIR/candidates/train-00000-of-0000N.parquet every sample with its status and scores
     DIR/.rlt/run.json                          parameters, counts, completeness
     DIR/.rlt/<stage>/chunk-00000.parquet       one file per finished chunk and stage
@@ -44,16 +45,26 @@ SCHEMAS = {
     "scored": pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("think_mismatch", pa.bool_())]),
 }
 CANDIDATES_SCHEMA = pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("status", pa.string())])
+# Config `default` (data/): what stock trainers read. `messages` (system, user, assistant) is the
+# scored student context; there is deliberately no `conversations` column here, because TRL's
+# SFTTrainer rebuilds `messages` from `conversations` when both are present (dropping the system turn).
 DATA_SCHEMA = pa.schema(
     [
         ("id", pa.string()), ("question", pa.string()), ("solution", pa.string()), ("explanation", pa.string()),
-        ("system", pa.string()),
-        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
         ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
         ("sample_index", pa.int32()), ("num_explanation_tokens", pa.int32()),
     ]
     + SCORE_FIELDS
 )
+# Config `sharegpt` (sharegpt/): the same rows in the Bespoke-Stratos schema (LLaMA-Factory, SkyThought).
+SHAREGPT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("system", pa.string()),
+        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+    ]
+)
+# config name -> folder of its shards, in the order the card lists them
+SPLIT_FOLDERS = {"default": "data", "sharegpt": "sharegpt", "candidates": "candidates"}
 
 
 def _atomic(path: Path, write) -> None:
@@ -97,7 +108,7 @@ class RunStore:
 
     def wipe(self) -> None:
         """Remove everything a run writes (and nothing else) from the folder."""
-        for name in (STATE_DIR, "data", "candidates"):
+        for name in (STATE_DIR, *SPLIT_FOLDERS.values()):
             shutil.rmtree(self.root / name, ignore_errors=True)
         (self.root / "README.md").unlink(missing_ok=True)
 

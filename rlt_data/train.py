@@ -4,9 +4,10 @@
         --config recipes/Qwen2.5-7B-Instruct/sft/config_rlt.yaml --dataset runs/stratos-rlt
 
 Options are TRL's own (``SFTConfig``, ``ModelConfig``, parsed by ``TrlParser``, YAML via
-``--config``) plus :class:`DataArguments`. Rows use the ``messages`` column (student system prompt
-first); each becomes a conversational prompt/completion pair, so the loss is on the assistant turn
-only, with any chat template. Before training, rows longer than ``max_length`` are counted and
+``--config``) plus :class:`DataArguments`. Rows use the ``messages`` column of the run's ``default``
+config (student system prompt first: the context that was scored); each becomes a conversational
+prompt/completion pair, so the loss is on the assistant turn only, with any chat template (no
+``{% generation %}`` markers needed, unlike stock ``trl sft --assistant_only_loss``). Before training, rows longer than ``max_length`` are counted and
 dropped with a warning (``--on_overlong error`` fails instead): nothing is truncated silently, and
 a row left without trainable tokens never reaches the trainer.
 """
@@ -27,7 +28,7 @@ log = logging.getLogger("rlt_data.train")
 @dataclass
 class DataArguments:
     dataset: str = field(metadata={"help": "An rlt-data run folder, or a Hub dataset repo id."})
-    dataset_config: str = field(default="default", metadata={"help": "Dataset config (default: the kept rows)."})
+    dataset_config: str = field(default="default", metadata={"help": "Dataset config (default: the kept rows, `messages`)."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
     on_overlong: str = field(default="drop", metadata={"help": "Rows longer than max_length: drop (with a warning) or error."})
 
@@ -43,7 +44,8 @@ def load_rows(args: DataArguments):
     except Exception as exc:
         raise UserError(f"cannot load {args.dataset}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     if "messages" not in ds.column_names:
-        raise UserError(f"{args.dataset} has no 'messages' column (columns: {ds.column_names}); is it an rlt-data run?")
+        hint = "; its `default` config has them" if "conversations" in ds.column_names else "; is it an rlt-data run?"
+        raise UserError(f"{args.dataset} (config {args.dataset_config!r}) has no 'messages' column (columns: {ds.column_names}){hint}")
     return ds
 
 

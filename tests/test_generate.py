@@ -50,16 +50,22 @@ def test_layout_rows_and_summary(toy_run):
     out, _, output = toy_run
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert sorted(p.name for p in (out / "candidates").iterdir()) == ["train-00000-of-00001.parquet"]
-    candidates, data = read(out / "candidates"), read(out / "data")
+    assert sorted(p.name for p in (out / "sharegpt").iterdir()) == ["train-00000-of-00001.parquet"]
+    candidates, data, sharegpt = read(out / "candidates"), read(out / "data"), read(out / "sharegpt")
     assert len(candidates) == 18 and {c["status"] for c in candidates} <= {"kept", "not_best", "format_error", "truncated"}
     kept = [c for c in candidates if c["status"] == "kept"]
     assert len(kept) == len(data) >= 3 and len({r["id"] for r in data}) == len(data)
-    for row in data:
-        assert row["system"] == protocol.student_system_prompt()
+    assert [r["id"] for r in sharegpt] == [r["id"] for r in data]
+    for row, bespoke in zip(data, sharegpt):
+        # default: `messages` is the scored student context; no `conversations` (TRL would rebuild messages from it)
+        assert "conversations" not in row and "system" not in row
         turn = protocol.student_assistant_turn(row["explanation"], row["solution"])
-        assert row["conversations"] == [{"from": "user", "value": row["question"]}, {"from": "assistant", "value": turn}]
+        assert row["messages"] == protocol.training_messages(row["question"], row["explanation"], row["solution"])
         assert row["messages"][0] == {"role": "system", "content": protocol.student_system_prompt()}
         assert row["messages"][2]["content"] == turn
+        # sharegpt: the same row in the Bespoke-Stratos schema
+        assert set(bespoke) == {"id", "system", "conversations"} and bespoke["system"] == protocol.student_system_prompt()
+        assert bespoke["conversations"] == [{"from": "user", "value": row["question"]}, {"from": "assistant", "value": turn}]
         best = max((c for c in candidates if c["id"] == row["id"] and c["status"] in ("kept", "not_best")), key=lambda c: c["reward"])
         assert row["sample_index"] == best["sample_index"] and row["reward"] == best["reward"]
         for column in ("r_ss", "r_kl", "lp_solution_mean", "lp_solution_min", "kl_mean", "kl_max", "num_solution_tokens",
@@ -75,7 +81,7 @@ def test_card_yaml_and_datasets_loading(toy_run):
     text = (out / "README.md").read_text()
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
-    assert {c["config_name"] for c in meta["configs"]} == {"default", "candidates"}
+    assert [c["config_name"] for c in meta["configs"]] == ["default", "sharegpt", "candidates"]
     assert meta["license"] == "apache-2.0" and "rlt" in meta["tags"] and meta["size_categories"]
     assert str(dataset) in text and "temperature_score" in text and "transformers" in text
     by_files = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
@@ -85,6 +91,14 @@ def test_card_yaml_and_datasets_loading(toy_run):
     assert [f["name"] for f in info["default"]["features"]] == by_dir.column_names
     cands = datasets.load_dataset(str(out), "candidates", split="train")
     assert cands.num_rows == 18 and "status" in cands.column_names
+    for config in meta["configs"]:  # every config: its files exist, and its features are what loads
+        name = config["config_name"]
+        folder = config["data_files"][0]["path"].split("/")[0]
+        loaded = datasets.load_dataset(str(out), name, split="train")
+        assert loaded.to_list() == read(out / folder)
+        assert [f["name"] for f in info[name]["features"]] == loaded.column_names
+    sharegpt = datasets.load_dataset(str(out), "sharegpt", split="train")
+    assert sharegpt.column_names == ["id", "system", "conversations"] and sharegpt.num_rows == by_dir.num_rows
 
 
 def test_select_reproduces_and_reselects(toy_run, tmp_path):
@@ -239,6 +253,6 @@ def test_resume_after_kill_9_gives_the_same_rows(toy_models, tmp_path):
     assert not (killed / "data").exists()
     done = subprocess.run(_cli(*args, "--output", killed), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    for folder in ("data", "candidates"):
+    for folder in ("data", "sharegpt", "candidates"):
         assert read(killed / folder) == read(tmp_path / "whole" / folder)
     assert len(read(killed / "candidates")) == 20

@@ -63,13 +63,16 @@ def test_round_trip_loads_the_same_rows(hub, run_dir, tmp_path):
         "import datasets, json, sys;"
         "d = datasets.load_dataset('tester/rlt-set', split='train');"
         "c = datasets.load_dataset('tester/rlt-set', 'candidates', split='train');"
-        "print(json.dumps({'data': d.to_list(), 'n': c.num_rows}))"
+        "s = datasets.load_dataset('tester/rlt-set', 'sharegpt', split='train');"
+        "print(json.dumps({'data': d.to_list(), 'n': c.num_rows, 'sharegpt': s.to_list()}))"
     )
     env = {**env_for(hub), "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf")}
     loaded = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     out = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert out["data"] == read(run_dir / "data") and out["n"] == len(read(run_dir / "candidates"))
+    assert out["sharegpt"] == read(run_dir / "sharegpt") and len(out["sharegpt"]) == len(out["data"])
+    assert any(p.startswith("sharegpt/") for p in remote)
     again = push(hub, run_dir, "tester/rlt-set")  # nothing changed: nothing is sent again
     assert again.returncode == 0 and "0 file(s) uploaded" in again.stdout
 

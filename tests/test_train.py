@@ -63,6 +63,8 @@ def test_length_guard_drops_or_refuses(tokenizer):
 
 
 def test_llamafactory_export(toy_run_dir):
+    import datasets
+    import yaml
     from typer.testing import CliRunner
 
     from rlt_data.cli import app
@@ -82,8 +84,111 @@ def test_llamafactory_export(toy_run_dir):
         roles = [turn[entry["tags"]["role_tag"]] for turn in row[entry["columns"]["messages"]]]
         assert roles == [entry["tags"]["user_tag"], entry["tags"]["assistant_tag"]]
         assert row[entry["columns"]["system"]]
+    # the entry, the card and `datasets` agree: the folder is the card's `sharegpt` config, whose dataset_info
+    # lists the columns the entry names, and loading that config gives the same rows
+    meta = yaml.safe_load((toy_run_dir / "README.md").read_text().split("---\n")[1])
+    paths = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
+    features = {i["config_name"]: [f["name"] for f in i["features"]] for i in meta["dataset_info"]}
+    assert paths["sharegpt"] == f"{entry['file_name']}/train-*"
+    assert set(entry["columns"].values()) <= set(features["sharegpt"])
+    assert datasets.load_dataset(str(toy_run_dir), "sharegpt", split="train").to_list() == table
+    hub = CliRunner().invoke(app, ["export", str(toy_run_dir), "--format", "llamafactory", "--name", "hub", "--hub-repo", "you/set"])
+    assert hub.exit_code == 0, hub.output
+    info = json.loads((toy_run_dir / "dataset_info.json").read_text())
+    assert set(info) == {"rlt_data", "hub"}  # other entries are kept
+    # LLaMA-Factory loads a Hub entry with load_dataset(hf_hub_url, name=subset, split=split)
+    assert (info["hub"]["hf_hub_url"], info["hub"]["subset"], info["hub"]["split"]) == ("you/set", "sharegpt", "train")
+    assert info["hub"]["subset"] in paths and info["hub"]["columns"] == entry["columns"]
     bad = CliRunner().invoke(app, ["export", str(toy_run_dir), "--format", "alpaca"])
     assert bad.exit_code == 2 and "unknown export format" in bad.output
+    missing = CliRunner().invoke(app, ["export", str(toy_run_dir / "nope")])
+    assert missing.exit_code == 2 and missing.output.startswith("Error:")
+
+
+def _trl_trainer(student: str, dataset, output_dir, assistant_only_loss: bool):
+    """TRL's own SFTTrainer with stock settings, as `trl sft` builds it: nothing from rlt-data touches the rows."""
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(output_dir), assistant_only_loss=assistant_only_loss, max_steps=1, per_device_train_batch_size=2,
+        max_length=4096, report_to="none", use_cpu=True, save_strategy="no", logging_steps=1, dataloader_num_workers=0,
+    )
+    return SFTTrainer(model=student, args=args, train_dataset=dataset, processing_class=AutoTokenizer.from_pretrained(student))
+
+
+@pytest.mark.parametrize("assistant_only_loss", [False, True])
+def test_stock_trl_trains_on_the_scored_student_context(toy_models, toy_run_dir, tmp_path, assistant_only_loss):
+    """The real client: `load_dataset(RUN_DIR)` (what `trl sft --dataset_name RUN_DIR` loads) into TRL's SFTTrainer."""
+    import datasets
+
+    from rlt_data import protocol
+
+    rows = datasets.load_dataset(str(toy_run_dir), split="train")
+    trainer = _trl_trainer(toy_models["student"], rows, tmp_path / "out", assistant_only_loss)
+    tok = trainer.processing_class
+    system = protocol.student_system_prompt()
+    assert len(trainer.train_dataset) == len(rows)
+    for source, row in zip(rows, trainer.train_dataset):
+        ids, labels = row["input_ids"], row["labels"]
+        text = tok.decode(ids)
+        # exactly the student context that was scored (RLT_SPEC 3): system prompt, question, assistant turn
+        assert text == protocol.student_scoring_context(tok, source["question"], source["explanation"], source["solution"]).text
+        assert text.startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{source['question']}<|im_end|>\n")
+        trained = [i for i, label in enumerate(labels) if label != -100]
+        assert [labels[i] for i in trained] == [ids[i] for i in trained]
+        if not assistant_only_loss:
+            assert trained == list(range(len(ids)))
+            continue
+        # only the assistant turn (and the <|im_end|> that ends it) carries labels: one contiguous block
+        assert trained == list(range(trained[0], trained[-1] + 1))
+        assert tok.decode(ids[trained[0] : trained[-1] + 1]) == source["messages"][2]["content"] + "<|im_end|>"
+        assert tok.decode(ids[: trained[0]]).endswith(f"{source['question']}<|im_end|>\n<|im_start|>assistant\n")
+        assert system in tok.decode(ids[: trained[0]])
+    by_ids = {tuple(r["input_ids"]): r["labels"] for r in trainer.train_dataset}
+    batch = next(iter(trainer.get_train_dataloader()))  # the collator keeps the labels TRL built (rows shuffled)
+    for k, length in enumerate(batch["attention_mask"].sum(dim=1).tolist()):
+        assert batch["labels"][k, :length].tolist() == by_ids[tuple(batch["input_ids"][k, :length].tolist())]
+        assert (batch["labels"][k, length:] == -100).all()
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss == result.training_loss  # not NaN
+
+
+def test_shipped_toy_templates_mark_the_assistant_turn(toy_models, tokenizer):
+    """`{% generation %}` markers (for assistant_only_loss) render nothing: same text as plain ChatML."""
+    from transformers import AutoTokenizer
+    from trl.chat_template_utils import has_generation_markers, is_chat_template_stop_token_trained
+
+    from rlt_data import protocol, tiny
+
+    plain = (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    )
+    messages = protocol.training_messages("What is 1 + 2?", "Add.", "3")
+    for tok in [AutoTokenizer.from_pretrained(toy_models["teacher"]), AutoTokenizer.from_pretrained(toy_models["student"]), tokenizer]:
+        assert tok.chat_template == tiny.CHATML_TEMPLATE and has_generation_markers(tok.chat_template)
+        assert is_chat_template_stop_token_trained(tok)
+        for msgs, gen in ((messages, False), (messages[:2], True), (messages[:1], False)):
+            assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen) == tok.apply_chat_template(
+                msgs, tokenize=False, add_generation_prompt=gen, chat_template=plain)
+        out = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        marked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+        assert tok.decode(marked) == messages[2]["content"] + "<|im_end|>"
+
+
+@pytest.mark.slow
+def test_trl_sft_cli_on_a_run_folder(toy_models, toy_run_dir, tmp_path):
+    """`trl sft --dataset_name RUN_DIR` with no other data flag, as a new user would run it."""
+    out = tmp_path / "trl-sft"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "trl"), "sft", "--model_name_or_path", toy_models["student"], "--dataset_name", str(toy_run_dir),
+         "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2", "--report_to", "none",
+         "--use_cpu", "true", "--save_strategy", "no", "--assistant_only_loss", "true"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "model.safetensors").is_file()
 
 
 @pytest.fixture(scope="module")
