@@ -129,6 +129,20 @@ def test_real_generations_against_equivalent_and_wrong_references(toy_eval):
         assert check_math(no_box, str(n)).reason == "no boxed answer"
 
 
+def test_several_samples_average_per_question(toy_models, tmp_path):
+    """--num-samples 2: sampled (T 0.6, top-p 0.95) on the backend's generator; pass@1 = mean over questions."""
+    out = tmp_path / "k2"
+    result = invoke("evaluate", toy_models["student"], "--benchmarks", "toy", "--limit", "2", "--batch-size", "2",
+                    "--num-samples", "2", "--max-new-tokens", "256", "--backend", "transformers", "--output", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "toy" / "result.json").read_text())
+    rows = read_jsonl(out / "toy" / "generations.jsonl")
+    assert [len(r["responses"]) for r in rows] == [2, 2]
+    assert summary["parameters"]["temperature"] == 0.6 and summary["parameters"]["top_p"] == 0.95
+    assert summary["pass@1"] == pytest.approx(sum(sum(r["correct"]) / 2 for r in rows) / 2)
+    assert summary["pass@1_per_sample"] == [sum(r["correct"][j] for r in rows) / 2 for j in range(2)]
+
+
 def test_rerun_skips_finished_benchmarks_and_refuses_other_parameters(toy_eval):
     model, out, _ = toy_eval
     before = (out / "toy" / "generations.jsonl").read_bytes()
