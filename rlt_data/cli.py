@@ -182,6 +182,21 @@ def train_command(ctx: typer.Context) -> None:
     cli(list(ctx.args))
 
 
+@app.command(
+    "train-teacher",
+    help="Train an RLT teacher with TRL: `rlt-data train-teacher sft --config RECIPE.yaml` (SFT warm-up on reasoning "
+    "traces), then `rlt-data train-teacher grpo --config RECIPE.yaml` (GRPO with the RLT reward); TRL options as "
+    "flags; `... train-teacher sft --help` lists them (same as `python -m rlt_data.train_teacher`; use `accelerate "
+    "launch -m rlt_data.train_teacher` for several GPUs).",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def train_teacher_command(ctx: typer.Context) -> None:
+    from .train_teacher import cli
+
+    cli(list(ctx.args))
+
+
 @app.command("export", help="Write what another training stack needs to read a run (LLaMA-Factory's dataset_info.json).")
 @user_errors
 def export_command(

@@ -88,7 +88,8 @@ class ScoringOptions:
     solution_column: str | None = opt(None, "Solution column of flat rows (default: solution).", group="Input/output")
     limit: int | None = opt(None, "Use only the first N rows.", group="Input/output")
 
-    def reward(self):
+    def reward(self, teacher_temperature: float | None = None):
+        """The reward; ``teacher_temperature``: T of the teacher's think log-probs (default: --temperature-score)."""
         from .scoring import RewardConfig
 
         return RewardConfig(
@@ -96,6 +97,7 @@ class ScoringOptions:
             lp_coefs=parse_pair(self.lp_coefs, "lp_coefs"),
             kl_coefs=parse_pair(self.kl_coefs, "kl_coefs"),
             format_penalty=self.format_penalty,
+            teacher_temperature=teacher_temperature,
         )
 
     def selection(self):
@@ -145,6 +147,10 @@ class GenerateConfig(ScoringOptions):
             raise UserError("--num-samples and --max-new-tokens must be at least 1")
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise UserError("--temperature must be positive and --top-p in (0, 1]")
+
+    def reward(self, teacher_temperature: float | None = None):
+        """As the reference: the teacher's think log-probs at the temperature the samples were drawn with."""
+        return super().reward(self.temperature if teacher_temperature is None else teacher_temperature)
 
     def sampling(self):
         from .backends import SamplingConfig

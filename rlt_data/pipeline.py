@@ -59,7 +59,9 @@ def _backend_options(config: ScoringOptions):
 # -- state: refuse a different run, rescore when only scoring changed -------------------------
 def open_run(config: ScoringOptions, command: str, rows: sources.LoadedRows, generation: dict) -> RunStore:
     store = RunStore(config.output)
-    scoring_params = {k: getattr(config, k) for k in SCORING_KEYS} | {"teacher": config.teacher}
+    scoring_params = {k: getattr(config, k) for k in SCORING_KEYS} | {
+        "teacher": config.teacher, "teacher_temperature": config.reward().teacher_t,
+    }
     state = store.read_state()
     if state is not None and config.overwrite:
         store.wipe()

@@ -9,7 +9,11 @@ For a question Q, solution S and explanation E (both stripped):
 - Each context is tokenized as one whole string with offsets. A token belongs to a span when its
   characters lie entirely inside it (think span ``\\n\\nE\\n\\n``, solution span ``\\n\\nS\\n\\n``);
   a token straddling a boundary belongs to neither.
-- A token's log-prob is ``log_softmax(logits[i-1] / T)[id_i]`` in float32, T = 0.7 by default.
+- A token's log-prob is ``log_softmax(logits[i-1] / T)[id_i]`` in float32, T = 0.7 by default. As in
+  the reference (``trainers/teacher_rewards.py``), the teacher's think log-probs are taken at the
+  temperature the samples were drawn with (``teacher_temperature``: ``generate --temperature`` and
+  GRPO's ``temperature``) and the student's at ``temperature``; ``score`` on existing traces uses
+  ``--temperature-score`` for both.
 - ``lp_s``: student log-probs of the solution tokens. ``kl_t``: teacher minus student log-probs
   of the think tokens (a single-sample estimate of KL(teacher || student)).
 - ``r_ss = a0 * mean(lp_s) + a1 * min(lp_s)``; ``r_kl = b0 * mean(kl_t) + b1 * max(kl_t)``;
@@ -34,6 +38,11 @@ class RewardConfig:
     lp_coefs: tuple[float, float] = (1.0, 0.01)  # on [mean, min] of the solution log-probs
     kl_coefs: tuple[float, float] = (3.0, 0.03)  # on [mean, max] of the think-token KL terms
     format_penalty: float = -1.0  # added when <|end_of_explanation|> is missing
+    teacher_temperature: float | None = None  # T of the teacher's think log-probs; None: ``temperature``
+
+    @property
+    def teacher_t(self) -> float:
+        return self.temperature if self.teacher_temperature is None else self.teacher_temperature
 
     @property
     def needs_teacher(self) -> bool:
@@ -101,12 +110,12 @@ def check_tokenizers(teacher_tokenizer: Any, student_tokenizer: Any, config: Rew
 
 
 def teacher_think_logprobs(scorer: Any, rows: list[dict], config: RewardConfig) -> list[dict]:
-    """Teacher log-probs of the think tokens, given the solution (the KL term's first half)."""
+    """Teacher log-probs of the think tokens at ``config.teacher_t``, given the solution (the KL term's first half)."""
     tokenized = [
         tokenize_context(scorer.tokenizer, protocol.teacher_scoring_context(scorer.tokenizer, r["question"], r["explanation"], r["solution"]))
         for r in rows
     ]
-    lps = scorer.logprobs([(t.ids, t.think) for t in tokenized], config.temperature)
+    lps = scorer.logprobs([(t.ids, t.think) for t in tokenized], config.teacher_t)
     return [
         {"teacher_think_ids": [t.ids[i] for i in t.think], "teacher_think_lp": lp.tolist()}
         for t, lp in zip(tokenized, lps)

@@ -1,0 +1,376 @@
+"""Train an RLT teacher with TRL: an SFT warm-up, then GRPO with the RLT reward.
+
+    rlt-data train-teacher sft  --config recipes/teacher/Qwen2.5-7B-Instruct/sft/config.yaml
+    rlt-data train-teacher grpo --config recipes/teacher/Qwen2.5-7B-Instruct/grpo/config.yaml
+    # several GPUs: accelerate launch --config_file recipes/accelerate_configs/zero3.yaml \\
+    #     -m rlt_data.train_teacher grpo --config ...
+
+Both phases see the teacher prompt exactly as ``generate`` renders it
+(:func:`rlt_data.protocol.render_teacher_prompt`: system, question, and the open assistant turn
+``<|begin_of_solution|>\\n\\n{solution}\\n\\n<|end_of_solution|>\\n\\n<|begin_of_explanation|>\\n\\n``),
+passed to TRL as plain text so that no chat template closes the assistant turn.
+
+- ``sft``: rows with a reasoning trace (Bespoke-Stratos / OpenThoughts ``conversations``: the
+  thought becomes the explanation; flat rows: an ``explanation`` column). Completion =
+  ``{explanation}\\n\\n<|end_of_explanation|>`` + the template's end-of-turn token; loss on the
+  completion only. Options: TRL's ``SFTConfig`` and ``ModelConfig`` plus :class:`TeacherDataArguments`.
+- ``grpo``: TRL's ``GRPOTrainer`` with :class:`RLTReward`, which scores each completion with the
+  same :mod:`rlt_data.scoring` code as ``generate``: the frozen student for the solution and
+  think log-probs, the policy itself (no grad, TRL's fused LM head, at the sampling temperature)
+  for the teacher term. Options: ``GRPOConfig``, ``ModelConfig``, :class:`TeacherDataArguments`
+  and :class:`RewardArguments`.
+
+A rerun of the same command resumes from the last checkpoint in ``output_dir``. Beside the
+model, ``rlt_run.json`` records the options, library versions and the reward curve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import protocol, scoring, sources
+from .errors import UserError
+from .models import check_model_path, load_tokenizer
+
+log = logging.getLogger("rlt_data.train_teacher")
+
+PHASES = ("sft", "grpo")
+
+
+@dataclass
+class TeacherDataArguments:
+    """Which rows the teacher trains on (any input set ``generate`` reads)."""
+
+    dataset: str | None = field(default=None, metadata={"help": "Hub dataset id, or local .jsonl/.json/.parquet files or a folder."})
+    dataset_split: str = field(default="train", metadata={"help": "Dataset split (Hub datasets)."})
+    dataset_subset: str | None = field(default=None, metadata={"help": "Dataset configuration name (Hub datasets)."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision (Hub datasets)."})
+    question_column: str | None = field(default=None, metadata={"help": "Question column of flat rows (default: question, problem or prompt)."})
+    solution_column: str | None = field(default=None, metadata={"help": "Solution column of flat rows (default: solution)."})
+    explanation_column: str | None = field(
+        default=None, metadata={"help": "SFT: explanation column (default: explanation; Bespoke-Stratos rows use their thought)."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+
+
+@dataclass
+class RewardArguments:
+    """The RLT reward of the GRPO phase (defaults: the reference's ``teacher_rlt.yaml``)."""
+
+    student_model: str | None = field(default=None, metadata={"help": "Frozen student whose log-probs score each explanation."})
+    student_dtype: str = field(default="auto", metadata={"help": "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32."})
+    temperature_score: float = field(default=0.7, metadata={"help": "T of the student's log-probs; the teacher term uses the sampling temperature."})
+    lp_coefs: list[float] = field(default_factory=lambda: [1.0, 0.01], metadata={"help": "Coefficients on [mean, min] of the solution log-probs."})
+    kl_coefs: list[float] = field(default_factory=lambda: [3.0, 0.03], metadata={"help": "Coefficients on [mean, max] of the teacher-student KL."})
+    format_penalty: float = field(default=-1.0, metadata={"help": "Added when <|end_of_explanation|> is missing."})
+    reward_max_tokens_per_batch: int = field(default=16384, metadata={"help": "Tokens per scoring forward pass of the student."})
+
+    def reward_config(self, teacher_temperature: float) -> scoring.RewardConfig:
+        for name in ("lp_coefs", "kl_coefs"):
+            if len(getattr(self, name)) != 2:
+                raise UserError(f"--{name} takes two numbers, e.g. 1 0.01")
+        if self.temperature_score <= 0:
+            raise UserError("--temperature_score must be positive")
+        return scoring.RewardConfig(
+            temperature=self.temperature_score,
+            lp_coefs=tuple(self.lp_coefs),
+            kl_coefs=tuple(self.kl_coefs),
+            format_penalty=self.format_penalty,
+            teacher_temperature=teacher_temperature,
+        )
+
+
+# -- rows --------------------------------------------------------------------------------------
+def load_teacher_rows(args: TeacherDataArguments, with_explanation: bool) -> list[dict]:
+    if not args.dataset:
+        raise UserError("--dataset is required")
+    no_trace = (
+        f"{args.dataset} carries no reasoning trace for the teacher to learn from (Bespoke-Stratos "
+        "<|begin_of_thought|> sections, or an explanation column: --explanation_column)"
+    )
+    try:
+        loaded = sources.load_rows(
+            args.dataset, split=args.dataset_split, subset=args.dataset_subset, revision=args.dataset_revision,
+            question_column=args.question_column, solution_column=args.solution_column, limit=args.limit,
+            with_explanation=with_explanation, explanation_column=args.explanation_column,
+        )
+    except UserError as exc:
+        if with_explanation and "explanation column" in str(exc):
+            raise UserError(f"{no_trace}: {exc}") from None
+        raise
+    if not loaded.rows:
+        if with_explanation and loaded.skipped.get("no_explanation"):
+            raise UserError(no_trace)
+        raise UserError(f"no usable rows in {args.dataset} (skipped: {dict(loaded.skipped)})")
+    if loaded.skipped:
+        log.warning("skipped %d input rows: %s", sum(loaded.skipped.values()), dict(loaded.skipped))
+    return loaded.rows
+
+
+def end_of_turn(tokenizer: Any) -> str:
+    """What the chat template writes after an assistant message (``<|im_end|>`` for ChatML)."""
+    sentinel = "\x00RLT\x00"
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Q"}, {"role": "assistant", "content": sentinel}], tokenize=False
+    )
+    tail = rendered[rendered.rfind(sentinel) + len(sentinel):].strip() if sentinel in rendered else ""
+    return tail or tokenizer.eos_token or ""
+
+
+def sft_example(tokenizer: Any, row: dict, eot: str) -> dict:
+    """One teacher SFT pair: the exact generation prompt, and the explanation it should write."""
+    return {
+        "prompt": protocol.render_teacher_prompt(tokenizer, row["question"], row["solution"]),
+        "completion": f"{row['explanation'].strip()}\n\n{protocol.END_EXPLANATION}{eot}",
+    }
+
+
+def grpo_example(tokenizer: Any, row: dict) -> dict:
+    return {
+        "prompt": protocol.render_teacher_prompt(tokenizer, row["question"], row["solution"]),
+        "question": row["question"], "solution": row["solution"], "id": row["id"],
+    }
+
+
+# -- the reward ------------------------------------------------------------------------------
+class PolicyScorer:
+    """The policy being trained as a scorer (the ``Scorer.logprobs`` contract of the backends).
+
+    It runs the trainer's own model under ``no_grad`` with TRL's fused LM head, which GRPOTrainer
+    adds at its sampling temperature: per-token ``log_softmax(logits / T)`` of the labelled
+    positions, no full logits, and through the same wrapped model (DeepSpeed, FSDP) as the loss.
+    """
+
+    def __init__(self, trainer: Any, max_tokens_per_batch: int = 16384):
+        self.trainer = trainer
+        self.tokenizer = trainer.processing_class
+        self.max_tokens_per_batch = max_tokens_per_batch
+
+    def logprobs(self, requests: list[tuple[list[int], Any]], temperature: float) -> list:
+        import numpy as np
+        import torch
+
+        if abs(temperature - self.trainer.temperature) > 1e-9:
+            raise ValueError(f"the policy's fused LM head runs at T={self.trainer.temperature}, not {temperature}")
+        model, device = self.trainer.model, self.trainer.accelerator.device
+        results: list = [None] * len(requests)
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
+        batches, batch = [], []
+        for i in order:
+            if batch and len(requests[batch[0]][0]) * (len(batch) + 1) > self.max_tokens_per_batch:
+                batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            batches.append(batch)
+        with torch.no_grad():
+            for batch in batches:
+                width = len(requests[batch[0]][0])
+                ids = torch.zeros((len(batch), width), dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                labels = torch.full_like(ids, -100)
+                for row, i in enumerate(batch):
+                    seq, pos = requests[i][0], torch.as_tensor(requests[i][1], dtype=torch.long)
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
+                    labels[row, pos] = ids[row, pos]
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device), fused_lm_head=True)
+                for row, i in enumerate(batch):
+                    pos = torch.as_tensor(requests[i][1], dtype=torch.long, device=out.log_probs.device)
+                    # log_probs[:, j] is the log-prob of token j + 1
+                    results[i] = out.log_probs[row, pos - 1].float().cpu().numpy().astype(np.float32)
+        return results
+
+
+class RLTReward:
+    """The RLT reward as a TRL reward function: ``reward(prompts, completions, question, solution)``.
+
+    Holds the frozen student (loaded on first use, on the trainer's device). Set ``.trainer`` to
+    the ``GRPOTrainer`` after building it: the teacher term needs the policy, and TRL passes no
+    model to reward functions. Each reward part is logged as a metric (``rlt/r_ss``, ...).
+    """
+
+    __name__ = "rlt_reward"
+
+    def __init__(self, student_model: str, args: RewardArguments):
+        self.student_model, self.args = student_model, args
+        self.trainer: Any = None
+        self._student = None
+
+    def config(self) -> scoring.RewardConfig:
+        return self.args.reward_config(teacher_temperature=self.trainer.temperature)
+
+    def student(self):
+        if self._student is None:
+            from .backends import transformers_backend
+
+            options = transformers_backend.Options(
+                device=str(self.trainer.accelerator.device), dtype=self.args.student_dtype,
+                max_tokens_per_batch=self.args.reward_max_tokens_per_batch,
+            )
+            self._student = transformers_backend.Scorer(self.student_model, options)
+        return self._student
+
+    def score(self, completions: list[str], question: list[str], solution: list[str]) -> list[dict]:
+        """The score columns of ``generate`` for each completion (the reward and its parts)."""
+        if self.trainer is None:
+            raise RuntimeError("set reward.trainer = trainer after building the GRPOTrainer")
+        config = self.config()
+        rows = []
+        for text, q, s in zip(completions, question, solution):
+            parsed = protocol.parse_completion(text)
+            rows.append({"question": q, "solution": s, "explanation": parsed.explanation, "has_end_tag": parsed.has_end_tag})
+        teacher = None
+        if config.needs_teacher:
+            teacher = scoring.teacher_think_logprobs(PolicyScorer(self.trainer, self.args.reward_max_tokens_per_batch), rows, config)
+        return scoring.student_scores(self.student(), rows, teacher, config)
+
+    def __call__(self, prompts: list[str], completions: list[Any], question: list[str], solution: list[str], **kwargs: Any) -> list[float | None]:
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        scores = self.score(texts, question, solution)
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            for key in ("r_ss", "r_kl", "lp_solution_mean", "kl_mean"):
+                values = [s[key] for s in scores if s.get(key) is not None]
+                if values:
+                    log_metric(f"rlt/{key}", sum(values) / len(values))
+            log_metric("rlt/end_tag_rate", sum(protocol.END_EXPLANATION in t for t in texts) / len(texts))
+        return [s["reward"] for s in scores]
+
+
+# -- running -------------------------------------------------------------------------------
+def _parse(phase: str, argv: list[str]):
+    from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
+
+    if phase == "sft":
+        parser = TrlParser((TeacherDataArguments, SFTConfig, ModelConfig))
+        data, training, model = parser.parse_args_and_config(args=argv)
+        return data, training, model, None
+    parser = TrlParser((TeacherDataArguments, RewardArguments, GRPOConfig, ModelConfig))
+    data, reward, training, model = parser.parse_args_and_config(args=argv)
+    return data, training, model, reward
+
+
+def _model_init_kwargs(training_args: Any, model_args: Any) -> dict:
+    return {
+        **(training_args.model_init_kwargs or {}),
+        "dtype": model_args.dtype or "auto",
+        "revision": model_args.model_revision,
+        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
+    }
+
+
+def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None):
+    """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
+    from datasets import Dataset
+    from trl import GRPOTrainer, SFTTrainer, get_peft_config
+
+    if not model_args.model_name_or_path:
+        raise UserError("--model_name_or_path is required")
+    tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
+    training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
+    peft = get_peft_config(model_args)
+    if phase == "sft":
+        eot = end_of_turn(tokenizer)
+        rows = [sft_example(tokenizer, r, eot) for r in load_teacher_rows(data_args, with_explanation=True)]
+        if training_args.completion_only_loss is False:
+            raise UserError("the teacher learns the explanation only: leave completion_only_loss on")
+        return SFTTrainer(
+            model=model_args.model_name_or_path, args=training_args, train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer, peft_config=peft,
+        )
+    if not reward_args.student_model:
+        raise UserError("--student_model is required: the student whose log-probs make the reward")
+    check_model_path(reward_args.student_model)
+    reward_config = reward_args.reward_config(training_args.temperature)
+    if reward_config.needs_teacher:
+        scoring.check_tokenizers(tokenizer, load_tokenizer(reward_args.student_model), reward_config)
+    rows = [grpo_example(tokenizer, r) for r in load_teacher_rows(data_args, with_explanation=False)]
+    reward = RLTReward(reward_args.student_model, reward_args)
+    trainer = GRPOTrainer(
+        model=model_args.model_name_or_path, reward_funcs=[reward], args=training_args,
+        train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft,
+    )
+    reward.trainer = trainer
+    return trainer
+
+
+def run_record(phase: str, trainer: Any, data_args: Any, model_args: Any, reward_args: Any = None) -> dict:
+    """What ``rlt_run.json`` beside the model holds: options, versions, the reward/loss curve."""
+    from dataclasses import asdict
+
+    from .card import library_versions
+
+    secret = ("token", "hub_token", "push_to_hub_token")
+    args = {k: v for k, v in trainer.args.to_dict().items() if k not in secret}
+    curve_keys = ("step", "loss", "reward", "reward_std", "rlt/r_ss", "rlt/r_kl", "rlt/end_tag_rate", "learning_rate")
+    curve = [{k: e[k] for k in curve_keys if k in e} for e in trainer.state.log_history if "loss" in e or "reward" in e]
+    return {
+        "phase": phase,
+        "data": asdict(data_args),
+        "model": {k: v for k, v in asdict(model_args).items() if k not in secret},
+        **({"reward": asdict(reward_args)} if reward_args is not None else {}),
+        "training": args,
+        "versions": library_versions() | {"trl": _version("trl"), "accelerate": _version("accelerate")},
+        "curve": curve,
+    }
+
+
+def _version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main(argv: list[str]) -> Any:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not argv or argv[0] not in PHASES:
+        raise UserError(f"choose a phase: rlt-data train-teacher {{{','.join(PHASES)}}} --config FILE.yaml [options]")
+    phase, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _check_config_file(rest)
+    data_args, training_args, model_args, reward_args = _parse(phase, rest)
+    trainer = build_trainer(phase, data_args, training_args, model_args, reward_args)
+    output = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume is None and output.is_dir():
+        resume = get_last_checkpoint(str(output))  # rerunning the command resumes
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    trainer.save_model(str(output))
+    trainer.processing_class.save_pretrained(str(output))
+    if trainer.accelerator.is_main_process:
+        record = run_record(phase, trainer, data_args, model_args, reward_args)
+        (output / "rlt_run.json").write_text(json.dumps(record, indent=2, default=str) + "\n", "utf-8")
+    return trainer
+
+
+def _check_config_file(argv: list[str]) -> None:
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--config" and not Path(value).is_file():
+            raise UserError(f"config file not found: {value}")
+
+
+def cli(argv: list[str]) -> None:
+    try:
+        main(argv)
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])
