@@ -27,7 +27,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -492,7 +492,3 @@ def results_table(results: dict[str, Any]) -> str:
         lines.append(f"| mean | | | {sum(values) / len(values):.2f} | | |")
     return "\n".join(lines)
 
-
-def config_dict(config: EvalConfig) -> dict[str, Any]:
-    """The options, without the token."""
-    return {k: v for k, v in asdict(config).items() if k != "token"}

