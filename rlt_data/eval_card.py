@@ -44,7 +44,7 @@ def eval_results(results: dict[str, Any]) -> list:
 def render_card(existing: str | None, model_name: str, results: dict[str, Any]) -> str:
     from huggingface_hub import ModelCard
 
-    card = ModelCard(existing) if existing and existing.strip() else ModelCard(f"---\n---\n\n# {model_name}\n")
+    card = ModelCard(existing) if existing and existing.strip() else ModelCard(f"---\nlibrary_name: transformers\n---\n\n# {model_name}\n")
     new = eval_results(results)
     replaced = {(e.dataset_type, e.metric_type) for e in new}
     kept = [e for e in (card.data.eval_results or []) if (e.dataset_type, e.metric_type) not in replaced]

@@ -194,6 +194,28 @@ def test_model_card_gets_a_model_index(toy_eval):
     assert "SECRETTOKEN" not in result.output
 
 
+def test_new_card_when_the_model_has_none(toy_eval):
+    import yaml
+
+    from rlt_data.eval_card import render_card
+
+    _, out, _ = toy_eval
+    text = render_card(None, "student", json.loads((out / "results.json").read_text()))
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["model-index"][0]["name"] == "student" and meta["model-index"][0]["results"][0]["metrics"][0]["type"] == "pass@1"
+
+
+def test_push_failure_is_one_line(toy_eval, monkeypatch):
+    """Offline (the tests' setting), pushing the card fails with one line and exit 2, the token unseen."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, out, _ = toy_eval
+    result = invoke("evaluate", model, *FAST, "--output", out, "--push-to-hub", "you/student", "--token", "hf_SECRETTOKEN")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "you/student" in errors[0]
+    assert "SECRETTOKEN" not in result.output
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_vllm_backend_gives_the_transformers_verdicts(toy_eval, tmp_path):
