@@ -156,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         url = urlparse(self.path)
         path, query = url.path, parse_qs(url.query)
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/(revision|tree|preupload|commit|branch|paths-info)(?:/([^/]+))?(/.*)?", path)
+        m = re.fullmatch(r"/api/(?:datasets|models)/([^/]+/[^/]+)/(revision|tree|preupload|commit|branch|paths-info)(?:/([^/]+))?(/.*)?", path)
         if method == "POST" and path == "/api/repos/create":
             return self.create_repo()
         if method == "POST" and path == "/api/validate-yaml":  # the client checks a README's YAML before committing it

@@ -275,3 +275,22 @@ def test_help_lists_the_options():
     assert result.exit_code == 0
     for option in ("--benchmarks", "--num-samples", "--temperature", "--max-new-tokens", "--update-card", "--push-to-hub", "--data"):
         assert option in result.output
+
+
+def test_push_card_to_a_local_hub(toy_eval, tmp_path):
+    """--push-to-hub with the real huggingface_hub client against tests/hub_server.py: the card lands as README.md."""
+    import os
+    import subprocess
+    import sys
+
+    from hub_server import TOKEN, HubServer
+
+    model, out, _ = toy_eval
+    with HubServer() as hub:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1")
+        done = subprocess.run([sys.executable, "-m", "rlt_data.cli", "evaluate", str(model), *FAST, "--output", str(out),
+                               "--push-to-hub", "tester/student", "--token", TOKEN], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert hub.files("tester/student")["README.md"] == (model / "README.md").read_bytes()
+        assert TOKEN not in done.stdout + done.stderr
