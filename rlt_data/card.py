@@ -128,7 +128,8 @@ def body(state: dict[str, Any]) -> str:
         "",
         "The reward (RLT_SPEC): `r_ss = a0*mean(lp_s) + a1*min(lp_s)`, `r_kl = b0*mean(kl_t) + b1*max(kl_t)`, "
         "`reward = r_ss - r_kl` (plus the format penalty without `<|end_of_explanation|>`), log-probs from "
-        "`log_softmax(logits / T)`.",
+        "`log_softmax(logits / T)`: the student's at `temperature_score`, the teacher's at `teacher_temperature` "
+        "(the sampling temperature for `generate`, as in the reference).",
         "",
         "## Library versions",
         "",

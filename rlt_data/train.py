@@ -82,7 +82,6 @@ def _ids(value) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
     parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
@@ -98,12 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     ds = guard_lengths(ds, tokenizer, training_args.max_length, data_args.on_overlong, training_args.dataset_num_proc)
     log.info("training on %d rows", len(ds))
 
-    training_args.model_init_kwargs = {
-        **(training_args.model_init_kwargs or {}),
-        "dtype": model_args.dtype or "auto",
-        "revision": model_args.model_revision,
-        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
-    }
+    set_model_init_kwargs(training_args, model_args)
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
@@ -111,20 +105,39 @@ def main(argv: list[str] | None = None) -> None:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    resume = training_args.resume_from_checkpoint
-    if resume is None and Path(training_args.output_dir).is_dir():
-        resume = get_last_checkpoint(training_args.output_dir)  # rerunning the command resumes
+    fit(trainer)
+
+
+def set_model_init_kwargs(training_args, model_args) -> None:
+    """How TRL loads the model from its name: ``ModelConfig``'s dtype, revision and attention."""
+    training_args.model_init_kwargs = {
+        **(training_args.model_init_kwargs or {}),
+        "dtype": model_args.dtype or "auto",
+        "revision": model_args.model_revision,
+        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
+    }
+
+
+def fit(trainer) -> None:
+    """Train (resuming from the last checkpoint in ``output_dir`` on a rerun), then save model and tokenizer."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = trainer.args.output_dir
+    resume = trainer.args.resume_from_checkpoint
+    if resume is None and Path(output_dir).is_dir():
+        resume = get_last_checkpoint(output_dir)  # rerunning the command resumes
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
-    trainer.save_model(training_args.output_dir)
-    tokenizer.save_pretrained(training_args.output_dir)
+    trainer.save_model(output_dir)
+    trainer.processing_class.save_pretrained(output_dir)
 
 
-def cli(argv: list[str]) -> None:
+def cli(argv: list[str], main=main) -> None:
+    """Run ``main(argv)``; a ``UserError`` prints one line and exits with code 2."""
     try:
         main(argv)
     except UserError as exc:

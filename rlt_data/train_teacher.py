@@ -36,6 +36,9 @@ from typing import Any
 from . import protocol, scoring, sources
 from .errors import UserError
 from .models import check_model_path, load_tokenizer
+from .shards import write_text
+from .train import cli as run_cli
+from .train import fit, set_model_init_kwargs
 
 log = logging.getLogger("rlt_data.train_teacher")
 
@@ -256,15 +259,6 @@ def _parse(phase: str, argv: list[str]):
     return data, training, model, reward
 
 
-def _model_init_kwargs(training_args: Any, model_args: Any) -> dict:
-    return {
-        **(training_args.model_init_kwargs or {}),
-        "dtype": model_args.dtype or "auto",
-        "revision": model_args.model_revision,
-        **({"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}),
-    }
-
-
 def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None):
     """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
     from datasets import Dataset
@@ -273,7 +267,7 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
     if not model_args.model_name_or_path:
         raise UserError("--model_name_or_path is required")
     tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
-    training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
+    set_model_init_kwargs(training_args, model_args)
     peft = get_peft_config(model_args)
     if phase == "sft":
         eot = end_of_turn(tokenizer)
@@ -331,8 +325,6 @@ def _version(name: str) -> str | None:
 
 
 def main(argv: list[str]) -> Any:
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not argv or argv[0] not in PHASES:
         raise UserError(f"choose a phase: rlt-data train-teacher {{{','.join(PHASES)}}} --config FILE.yaml [options]")
     phase, rest = argv[0], argv[1:]
@@ -340,21 +332,10 @@ def main(argv: list[str]) -> Any:
     _check_config_file(rest)
     data_args, training_args, model_args, reward_args = _parse(phase, rest)
     trainer = build_trainer(phase, data_args, training_args, model_args, reward_args)
-    output = Path(training_args.output_dir)
-    resume = training_args.resume_from_checkpoint
-    if resume is None and output.is_dir():
-        resume = get_last_checkpoint(str(output))  # rerunning the command resumes
-    if resume:
-        log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
-    trainer.save_state()
-    trainer.save_model(str(output))
-    trainer.processing_class.save_pretrained(str(output))
+    fit(trainer)
     if trainer.accelerator.is_main_process:
         record = run_record(phase, trainer, data_args, model_args, reward_args)
-        (output / "rlt_run.json").write_text(json.dumps(record, indent=2, default=str) + "\n", "utf-8")
+        write_text(Path(training_args.output_dir) / "rlt_run.json", json.dumps(record, indent=2, default=str) + "\n")
     return trainer
 
 
@@ -365,11 +346,7 @@ def _check_config_file(argv: list[str]) -> None:
 
 
 def cli(argv: list[str]) -> None:
-    try:
-        main(argv)
-    except UserError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        raise SystemExit(2)
+    run_cli(argv, main)
 
 
 if __name__ == "__main__":
