@@ -62,12 +62,19 @@ def reference(model_path: str, data: list[dict], temperature: float) -> list[flo
     for r in data:
         ctx = protocol.student_scoring_context(tok, r["question"], r["explanation"], r["solution"])
         t = scoring.tokenize_context(tok, ctx)
-        ids = torch.tensor([t.ids])
-        with torch.no_grad():
-            lp = torch.log_softmax(model(input_ids=ids).logits[0].float() / temperature, dim=-1)
-        pos = torch.as_tensor(t.solution)
-        out.append(float(lp[pos - 1, ids[0, pos]].mean()))
+        out.append(float(plain_logprobs(model, t.ids, t.solution, temperature).mean()))
     return out
+
+
+def plain_logprobs(model, ids, positions, temperature: float):
+    """The plain way, for one row: ``model(ids).logits``, ``log_softmax(logits.float() / T)``, gather."""
+    import torch
+
+    ids = torch.tensor([list(ids)], device=model.device)
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0].float() / temperature, dim=-1)
+    pos = torch.as_tensor(positions, dtype=torch.long, device=model.device)
+    return lp[pos - 1, ids[0, pos]].cpu().numpy()
 
 
 def ours(model_path: str, data: list[dict], temperature: float) -> list[float]:

@@ -2,39 +2,103 @@
 
 ``log_softmax(h @ W.T / T)`` over a 152k vocabulary costs 0.6 MB per position in float32; for a
 16k-token sequence the plain way needs ~10 GB. Here positions go through the output layer in
-chunks sized so that one chunk's float32 logits stay under ``budget_bytes``, in one buffer reused
-for every chunk: peak extra memory does not grow with sequence length times vocabulary.
+chunks sized so that one chunk's logits (the float32 copy, plus the matmul's own output when the
+weight is not float32) stay under ``budget_bytes``, in buffers reused for every chunk: peak extra
+memory does not grow with sequence length times vocabulary.
+
+The budget: 32 MiB on CPU (more does not help there); on a GPU 32 MiB is only ~55 positions at a
+152k vocabulary, too few to keep it busy, so the default there is a fraction of the free memory,
+bounded (``default_budget_bytes``).
+
+``kernel="fused"`` uses TRL's ``ChunkedLogProbFunction`` (tiles of the output layer folded into an
+online log-sum-exp by a Triton kernel on CUDA, torch ops elsewhere) when TRL is installed: the
+logits of a tile are never rewritten in float32.
 """
 
 from __future__ import annotations
 
-DEFAULT_BUDGET_BYTES = 32 * 2**20
+DEFAULT_BUDGET_BYTES = 32 * 2**20  # CPU, and the floor everywhere
+MAX_BUDGET_BYTES = 2**30  # the ceiling of the automatic GPU budget
+GPU_FREE_FRACTION = 1 / 32  # of the free GPU memory when the scorer starts
 
 
-def gather_logprobs(hidden, weight, bias, targets, temperature: float, budget_bytes: int = DEFAULT_BUDGET_BYTES):
+def default_budget_bytes(device) -> int:
+    """32 MiB on CPU; on CUDA ``free memory / 32`` bounded to [32 MiB, 1 GiB]."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return DEFAULT_BUDGET_BYTES
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(min(MAX_BUDGET_BYTES, max(DEFAULT_BUDGET_BYTES, free * GPU_FREE_FRACTION)))
+
+
+def fused_available() -> bool:
+    try:
+        from trl.kernels import ChunkedLogProbFunction  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def gather_logprobs(hidden, weight, bias, targets, temperature: float, budget_bytes: int = DEFAULT_BUDGET_BYTES,
+                    kernel: str = "chunked"):
     """``log_softmax((hidden @ weight.T + bias) / T)[p, targets[p]]`` in float32, chunk by chunk.
 
     ``hidden[p]`` is the final hidden state at the position *before* the token ``targets[p]``
     (next-token alignment). The matmul runs in the weight's dtype like the model's own output
-    layer; scaling and softmax in float32.
+    layer; scaling and softmax in float32. Each position's value depends on that position alone,
+    not on which other positions share its chunk (up to the matmul's own rounding).
     """
+    if kernel == "fused" and bias is None:  # TRL adds a bias after rounding the tile: not F.linear's logits
+        return _fused(hidden, weight, bias, targets, temperature, budget_bytes)
+    if kernel not in ("chunked", "fused"):
+        raise ValueError(f"unknown log-prob kernel {kernel!r}; choose chunked or fused")
     import torch
-    import torch.nn.functional as F
 
-    vocab = weight.shape[0]
-    step = max(1, min(hidden.shape[0], budget_bytes // (vocab * 4)))
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    n, vocab = hidden.shape[0], weight.shape[0]
+    out = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    if n == 0:
+        return out
+    low = weight.dtype != torch.float32
+    per_position = vocab * (4 + (weight.element_size() if low else 0))
+    step = max(1, min(n, budget_bytes // per_position))
     hidden = hidden.to(weight.dtype)
-    exact_fp32 = weight.dtype == torch.float32 and bias is None
-    buffer = torch.empty((step, vocab), dtype=torch.float32, device=hidden.device) if exact_fp32 else None
-    for start in range(0, hidden.shape[0], step):
+    wt = weight.t()
+    buffer = torch.empty((step, vocab), dtype=torch.float32, device=hidden.device)
+    raw = torch.empty((step, vocab), dtype=weight.dtype, device=hidden.device) if low else None
+    for start in range(0, n, step):
         h = hidden[start : start + step]
-        if buffer is not None:  # float32: write into the reused buffer, no allocation per chunk
-            logits = buffer[: h.shape[0]]
-            torch.matmul(h, weight.t(), out=logits)
-        else:
-            logits = F.linear(h, weight, bias).float()
+        logits = buffer[: h.shape[0]]
+        target = raw[: h.shape[0]] if low else logits
+        if bias is None:
+            torch.matmul(h, wt, out=target)
+        else:  # the bias added inside the matmul, in the weight's dtype, like F.linear
+            torch.addmm(bias, h, wt, out=target)
+        if low:  # the output layer's logits in its dtype, then float32 (torch.div(..., out=float32)
+            logits.copy_(target)  # would divide in the input's dtype)
         logits.div_(temperature)
         picked = logits.gather(1, targets[start : start + step, None]).squeeze(1)
-        out[start : start + step] = picked - torch.logsumexp(logits, dim=-1)
+        # log-sum-exp in place: no temporary the size of the chunk
+        top = logits.amax(dim=1, keepdim=True)
+        logits.sub_(top).exp_()
+        out[start : start + step] = picked - top.squeeze(1) - logits.sum(dim=1).log_()
     return out
+
+
+def _fused(hidden, weight, bias, targets, temperature, budget_bytes):
+    import torch
+    from trl.kernels import ChunkedLogProbFunction
+    from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+
+    n = hidden.shape[0]
+    if n == 0:
+        return torch.empty(0, dtype=torch.float32, device=hidden.device)
+    # TRL's tile is [min(n, 4096) positions, chunk_size vocabulary entries] in the weight's dtype
+    # (plus float32 temporaries of the same size where Triton is missing).
+    rows = min(n, TOKEN_CHUNK_SIZE)
+    chunk = max(1024, min(weight.shape[0], budget_bytes // (rows * (weight.element_size() + 4))))
+    logprobs, *_ = ChunkedLogProbFunction.apply(
+        hidden.to(weight.dtype), weight, bias, targets, temperature, chunk, None, 1.0, ()
+    )
+    return logprobs.float()

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
 from ..models import eos_token_ids, load_causal_lm, load_tokenizer
 from . import Sample, SamplingConfig
-from .logprobs import DEFAULT_BUDGET_BYTES, gather_logprobs
+from .logprobs import gather_logprobs
 
 
 @dataclass
@@ -16,8 +17,10 @@ class Options:
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 8  # prompts per generate() call
-    max_tokens_per_batch: int = 16384  # padded tokens per scoring forward pass
-    logprob_budget_bytes: int = DEFAULT_BUDGET_BYTES
+    max_tokens_per_batch: int = 16384  # tokens per scoring forward pass (packed rows; a longer row goes alone)
+    logprob_budget_bytes: int | None = None  # None: 32 MiB on CPU, free GPU memory / 32 within [32 MiB, 1 GiB] on CUDA
+    logprob_kernel: str = "auto"  # chunked (rlt-data's), fused (TRL's ChunkedLogProbFunction); auto: chunked
+    attention: str = "auto"  # scoring: auto, torch-varlen, flash-attn, segments, padded (see ATTENTION)
 
 
 class Generator:
@@ -74,54 +77,256 @@ class Generator:
 
 
 class Scorer:
+    """Log-probs of requested positions under a causal LM, in float32.
+
+    Rows are packed without padding: the rows of a pass are concatenated into one sequence with
+    per-row position ids, and attention runs per row (variable-length attention; see
+    ``ATTENTION``), so a row's log-probs do not depend on which rows share its pass. Rows are
+    sorted by length and packed up to ``max_tokens_per_batch`` tokens per pass; a longer row has a
+    pass of its own. The output layer runs only at the requested positions, in chunks of
+    ``logprob_budget_bytes`` (``backends/logprobs.py``).
+
+    The scorer's model is switched to rlt-data's attention function: call it without a padding
+    mask (one row, or packed rows with ``cu_seq_lens_q``).
+    """
+
     def __init__(self, model: str, options: Options):
+        self._setup(load_causal_lm(model, options.device, options.dtype), load_tokenizer(model), options)
+
+    @classmethod
+    def from_model(cls, model, tokenizer=None, options: Options | None = None) -> "Scorer":
+        """A scorer over a model already in memory (benchmarks: random weights built on the GPU)."""
+        scorer = cls.__new__(cls)
+        scorer._setup(model.eval(), tokenizer, options or Options())
+        return scorer
+
+    def _setup(self, model, tokenizer, options: Options) -> None:
+        from .logprobs import default_budget_bytes, fused_available
+
         self.options = options
-        self.tokenizer = load_tokenizer(model)
-        self.model = load_causal_lm(model, options.device, options.dtype)
+        self.tokenizer = tokenizer
+        self.model = model
         self.body = getattr(self.model, self.model.base_model_prefix)
         head = self.model.get_output_embeddings()
         self.weight, self.bias = head.weight, getattr(head, "bias", None)
+        self.budget_bytes = options.logprob_budget_bytes or default_budget_bytes(self.weight.device)
+        kernel = options.logprob_kernel
+        if kernel == "auto":
+            kernel = "chunked"  # until a GPU measurement says otherwise (benchmarks/bench_gpu_scoring.py)
+        if kernel not in ("chunked", "fused"):
+            raise UserError(f"unknown log-prob kernel {kernel!r}; choose auto, chunked or fused")
+        if kernel == "fused" and not fused_available():
+            raise UserError("logprob_kernel='fused' needs TRL (pip install trl)")
+        self.kernel = kernel
+        self.attention = resolve_attention(options.attention, self.weight.device, self.weight.dtype)
+        if self.attention != "padded":
+            self.model.set_attn_implementation(ATTENTION[self.attention])
+        elif self.model.config._attn_implementation in ATTENTION.values():  # padding needs a mask-aware one
+            self.model.set_attn_implementation("sdpa")
 
     def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float) -> list[np.ndarray]:
-        """Log-probs at the requested positions; batched by length, right-padded."""
-        import torch
-
+        """Log-probs at the requested positions (``positions >= 1``), one float32 array per request."""
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
         results: list[np.ndarray | None] = [None] * len(requests)
+        limit = self.options.max_tokens_per_batch
+        run = self._padded if self.attention == "padded" else self._packed
         batch: list[int] = []
-
-        def flush():
-            width = len(requests[batch[0]][0])
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = requests[i][0]
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            device = self.weight.device
-            with torch.inference_mode():
-                hidden = self.body(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-                for row, i in enumerate(batch):
-                    pos = torch.as_tensor(requests[i][1], dtype=torch.long, device=device)
-                    lp = gather_logprobs(
-                        hidden[row, pos - 1], self.weight, self.bias, ids[row].to(device)[pos], temperature,
-                        self.options.logprob_budget_bytes,
-                    )
-                    results[i] = lp.cpu().numpy()
-            batch.clear()
-
+        tokens = 0
         for i in order:
-            width = len(requests[batch[0]][0]) if batch else len(requests[i][0])
-            if batch and width * (len(batch) + 1) > self.options.max_tokens_per_batch:
-                flush()
+            n = len(requests[i][0])
+            cost = len(requests[batch[0]][0]) * (len(batch) + 1) if self.attention == "padded" and batch else tokens + n
+            if batch and cost > limit:
+                run(requests, batch, temperature, results)
+                batch, tokens = [], 0
             batch.append(i)
+            tokens += n
         if batch:
-            flush()
+            run(requests, batch, temperature, results)
         return results  # type: ignore[return-value]
+
+    def _packed(self, requests, batch: list[int], temperature: float, results: list) -> None:
+        """One pass over the rows of ``batch`` concatenated, each attending only to itself."""
+        import torch
+
+        device = self.weight.device
+        lengths = [len(requests[i][0]) for i in batch]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        ids = torch.tensor(np.concatenate([np.asarray(requests[i][0], dtype=np.int64) for i in batch]), device=device)
+        position_ids = torch.tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
+        cu = torch.tensor(offsets, dtype=torch.int32, device=device)
+        positions = [np.asarray(requests[i][1], dtype=np.int64) for i in batch]
+        for p, n in zip(positions, lengths):
+            if len(p) and (p.min() < 1 or p.max() >= n):
+                raise ValueError(f"scored positions must lie in [1, {n}) for a {n}-token row")
+        index = torch.tensor(np.concatenate([p + o for p, o in zip(positions, offsets[:-1])]), device=device)
+        with torch.inference_mode():
+            hidden = self.body(
+                input_ids=ids[None], position_ids=position_ids[None], use_cache=False,
+                cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lengths), max_length_k=max(lengths),
+            ).last_hidden_state[0]
+            lp = gather_logprobs(hidden[index - 1], self.weight, self.bias, ids[index], temperature, self.budget_bytes, self.kernel)
+            lp = lp.cpu().numpy()
+        for i, piece in zip(batch, np.split(lp, np.cumsum([len(p) for p in positions])[:-1])):
+            results[i] = piece
+
+    def _padded(self, requests, batch: list[int], temperature: float, results: list) -> None:
+        """The former way, kept for benchmarks: right-padded rows with the model's own attention."""
+        import torch
+
+        width = len(requests[batch[0]][0])
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            seq = requests[i][0]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        device = self.weight.device
+        with torch.inference_mode():
+            hidden = self.body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+            for row, i in enumerate(batch):
+                pos = torch.as_tensor(requests[i][1], dtype=torch.long, device=device)
+                lp = gather_logprobs(hidden[row, pos - 1], self.weight, self.bias, ids[row].to(device)[pos], temperature,
+                                     self.budget_bytes, self.kernel)
+                results[i] = lp.cpu().numpy()
 
     def close(self) -> None:
         del self.model, self.body, self.weight, self.bias
         _free_memory()
+
+
+# Variable-length attention over packed rows. ``cu_seq_lens_q`` (int32, the rows' start offsets
+# and the total) comes in through the model's keyword arguments, as for transformers' own
+# flash-attention path; these functions are registered with transformers under the names below.
+#   torch-varlen: torch.nn.attention.varlen.varlen_attn (flash attention in torch itself; CUDA,
+#                 bfloat16/float16)
+#   flash-attn:   flash_attn.flash_attn_varlen_func (the flash-attn package)
+#   segments:     one scaled_dot_product_attention call per row (any device and dtype): each row
+#                 gets the kernel it would get alone; the linear layers still run packed
+#   padded:       no packing: right-padded batches with the model's own attention (the former way)
+ATTENTION = {"torch-varlen": "rlt_torch_varlen", "flash-attn": "rlt_fa2_varlen", "segments": "rlt_segments"}
+
+
+def _rows(kwargs, length: int) -> list[int]:
+    cu = kwargs.get("cu_seq_lens_q")
+    return [0, length] if cu is None else [int(x) for x in cu.tolist()]
+
+
+def _segments_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None, **kwargs):
+    """query [1, H, T, D], key/value [1, H_kv, T, D] -> [1, T, H, D]: causal attention within each row."""
+    import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if kwargs.get("cu_seq_lens_q") is None:  # not a packed call: the model's usual sdpa attention
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    _check_plain(query, sliding_window)
+    gqa = query.shape[1] != key.shape[1]
+    out = query.new_empty((1, query.shape[2], query.shape[1], query.shape[3]))
+    bounds = _rows(kwargs, query.shape[2])
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        o = F.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], scale=scaling, is_causal=True, enable_gqa=gqa
+        )
+        out[:, start:end] = o.transpose(1, 2)
+    return out, None
+
+
+def _torch_varlen_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None, **kwargs):
+    import torch
+    from torch.nn.attention.varlen import varlen_attn
+
+    if kwargs.get("cu_seq_lens_q") is None:
+        return _segments_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    _check_plain(query, sliding_window)
+    cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
+    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [T, H, D]
+    params = _VARLEN_PARAMS
+    extra = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}  # torch 2.9-2.11 / later
+    if q.shape[1] != k.shape[1]:
+        if "enable_gqa" in params:
+            extra["enable_gqa"] = True
+        else:
+            k, v = (x.repeat_interleave(q.shape[1] // k.shape[1], dim=1) for x in (k, v))
+    if "num_splits" in params:
+        extra["num_splits"] = 1  # no split-KV: results independent of the other rows
+    out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, **extra)
+    return out.unsqueeze(0), None
+
+
+def _flash_attn_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None, **kwargs):
+    from flash_attn import flash_attn_varlen_func
+
+    if kwargs.get("cu_seq_lens_q") is None:
+        return _segments_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    _check_plain(query, sliding_window)
+    cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
+    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))
+    out = flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, dropout_p=0.0, softmax_scale=scaling, causal=True)
+    return out.unsqueeze(0), None
+
+
+def _check_plain(query, sliding_window) -> None:
+    if query.shape[0] != 1:
+        raise ValueError("packed rows come as one sequence (batch size 1)")
+    if sliding_window is not None:
+        raise ValueError("sliding-window attention layers: use the padded scorer (attention='padded')")
+
+
+_VARLEN_PARAMS: frozenset = frozenset()
+
+
+def _register() -> None:
+    import inspect
+
+    from transformers import AttentionInterface
+
+    global _VARLEN_PARAMS
+    AttentionInterface.register(ATTENTION["segments"], _segments_attention)
+    AttentionInterface.register(ATTENTION["torch-varlen"], _torch_varlen_attention)
+    AttentionInterface.register(ATTENTION["flash-attn"], _flash_attn_attention)
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+
+        _VARLEN_PARAMS = frozenset(inspect.signature(varlen_attn).parameters)
+    except Exception:
+        pass
+
+
+def _probe(name: str, device, dtype) -> bool:
+    """Whether a varlen kernel runs here: two packed rows against two separate calls."""
+    import torch
+
+    try:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        q, k, v = (torch.randn(1, h, 24, 64, generator=g).to(device=device, dtype=dtype) for h in (4, 2, 2))
+        cu = torch.tensor([0, 10, 24], dtype=torch.int32, device=device)
+        module = torch.nn.Module()
+        fn = {"torch-varlen": _torch_varlen_attention, "flash-attn": _flash_attn_attention}[name]
+        out, _ = fn(module, q, k, v, None, scaling=0.125, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=14, max_length_k=14)
+        ref, _ = _segments_attention(module, q, k, v, None, scaling=0.125, cu_seq_lens_q=cu)
+        return bool(torch.allclose(out.float(), ref.float(), atol=2e-2))
+    except Exception:
+        return False
+
+
+def resolve_attention(attention: str, device, dtype) -> str:
+    """``auto``: on CUDA the first of torch-varlen, flash-attn that runs; otherwise (and on CPU) segments."""
+    import torch
+
+    _register()
+    choices = ("auto", "torch-varlen", "flash-attn", "segments", "padded")
+    if attention not in choices:
+        raise UserError(f"unknown scoring attention {attention!r}; choose one of {', '.join(choices)}")
+    if attention in ("segments", "padded"):
+        return attention
+    if attention != "auto":
+        if not _probe(attention, device, dtype):
+            raise UserError(f"scoring attention {attention!r} does not run on {device} in {dtype}")
+        return attention
+    if torch.device(device).type == "cuda":
+        for name in ("torch-varlen", "flash-attn"):
+            if _probe(name, device, dtype):
+                return name
+    return "segments"
 
 
 def _free_memory() -> None:
@@ -140,4 +345,8 @@ def options_from(config) -> Options:
         dtype=config.dtype,
         batch_size=config.batch_size,
         max_tokens_per_batch=config.max_tokens_per_batch,
+        # scoring options, read when the run config has them (no CLI flags yet)
+        logprob_budget_bytes=getattr(config, "logprob_budget_bytes", None),
+        logprob_kernel=getattr(config, "logprob_kernel", None) or "auto",
+        attention=getattr(config, "scoring_attention", None) or "auto",
     )
