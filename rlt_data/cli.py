@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import sys
+from importlib import import_module
 from typing import Any, Callable, Optional
 
 import typer
@@ -168,33 +169,29 @@ def push_to_hub_command(
     push(output, opts, echo=typer.echo)
 
 
-@app.command(
-    "train",
-    help="Train a student with TRL's SFTTrainer on a run folder or Hub repo: `rlt-data train --config RECIPE.yaml "
+def trl_command(name: str, module: str, help: str) -> None:
+    """Register ``name``: every argument goes to ``rlt_data.<module>.cli`` (TRL's parser, its own --help)."""
+
+    def command(ctx: typer.Context) -> None:
+        import_module(f"{__package__}.{module}").cli(list(ctx.args))
+
+    context = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+    app.command(name, help=help, context_settings=context, add_help_option=False)(command)
+
+
+trl_command(
+    "train", "train",
+    "Train a student with TRL's SFTTrainer on a run folder or Hub repo: `rlt-data train --config RECIPE.yaml "
     "--dataset DIR_OR_REPO [TRL options]` (same as `python -m rlt_data.train`; use `accelerate launch -m rlt_data.train` "
     "for several GPUs).",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
 )
-def train_command(ctx: typer.Context) -> None:
-    from .train import cli
-
-    cli(list(ctx.args))
-
-
-@app.command(
-    "train-teacher",
-    help="Train an RLT teacher with TRL: `rlt-data train-teacher sft --config RECIPE.yaml` (SFT warm-up on reasoning "
+trl_command(
+    "train-teacher", "train_teacher",
+    "Train an RLT teacher with TRL: `rlt-data train-teacher sft --config RECIPE.yaml` (SFT warm-up on reasoning "
     "traces), then `rlt-data train-teacher grpo --config RECIPE.yaml` (GRPO with the RLT reward); TRL options as "
     "flags; `... train-teacher sft --help` lists them (same as `python -m rlt_data.train_teacher`; use `accelerate "
     "launch -m rlt_data.train_teacher` for several GPUs).",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
 )
-def train_teacher_command(ctx: typer.Context) -> None:
-    from .train_teacher import cli
-
-    cli(list(ctx.args))
 
 
 @app.command("export", help="Write what another training stack needs to read a run (LLaMA-Factory's dataset_info.json).")

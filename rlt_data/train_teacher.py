@@ -325,6 +325,9 @@ def _version(name: str) -> str | None:
 
 
 def main(argv: list[str]) -> Any:
+    if argv[:1] in (["--help"], ["-h"]):
+        print(__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1] + "\n\n`rlt-data train-teacher PHASE --help` lists every option of a phase.")
+        return None
     if not argv or argv[0] not in PHASES:
         raise UserError(f"choose a phase: rlt-data train-teacher {{{','.join(PHASES)}}} --config FILE.yaml [options]")
     phase, rest = argv[0], argv[1:]
