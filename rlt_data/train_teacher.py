@@ -72,6 +72,7 @@ class RewardArguments:
     kl_coefs: list[float] = field(default_factory=lambda: [3.0, 0.03], metadata={"help": "Coefficients on [mean, max] of the teacher-student KL."})
     format_penalty: float = field(default=-1.0, metadata={"help": "Added when <|end_of_explanation|> is missing."})
     reward_max_tokens_per_batch: int = field(default=16384, metadata={"help": "Tokens per scoring forward pass of the student."})
+    reward_rows_per_pass: int = field(default=8, metadata={"help": "Completions per no-grad forward pass of the policy for the teacher term."})
 
     def reward_config(self, teacher_temperature: float) -> scoring.RewardConfig:
         for name in ("lp_coefs", "kl_coefs"):
@@ -79,6 +80,8 @@ class RewardArguments:
                 raise UserError(f"--{name} takes two numbers, e.g. 1 0.01")
         if self.temperature_score <= 0:
             raise UserError("--temperature_score must be positive")
+        if self.reward_max_tokens_per_batch < 1 or self.reward_rows_per_pass < 1:
+            raise UserError("--reward_max_tokens_per_batch and --reward_rows_per_pass must be at least 1")
         return scoring.RewardConfig(
             temperature=self.temperature_score,
             lp_coefs=tuple(self.lp_coefs),
@@ -149,10 +152,10 @@ class PolicyScorer:
     positions, no full logits, and through the same wrapped model (DeepSpeed, FSDP) as the loss.
     """
 
-    def __init__(self, trainer: Any, max_tokens_per_batch: int = 16384):
+    def __init__(self, trainer: Any, rows_per_pass: int = 8):
         self.trainer = trainer
         self.tokenizer = trainer.processing_class
-        self.max_tokens_per_batch = max_tokens_per_batch
+        self.rows_per_pass = rows_per_pass
 
     def logprobs(self, requests: list[tuple[list[int], Any]], temperature: float) -> list:
         import numpy as np
@@ -162,15 +165,11 @@ class PolicyScorer:
             raise ValueError(f"the policy's fused LM head runs at T={self.trainer.temperature}, not {temperature}")
         model, device = self.trainer.model, self.trainer.accelerator.device
         results: list = [None] * len(requests)
+        # A fixed number of rows per pass, not a token budget: every rank gets as many completions
+        # from TRL, so every rank makes the same number of forward passes (ZeRO-3 gathers each
+        # layer's weights collectively and would hang otherwise). Sorted by length: less padding.
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
-        batches, batch = [], []
-        for i in order:
-            if batch and len(requests[batch[0]][0]) * (len(batch) + 1) > self.max_tokens_per_batch:
-                batches.append(batch)
-                batch = []
-            batch.append(i)
-        if batch:
-            batches.append(batch)
+        batches = [order[k : k + self.rows_per_pass] for k in range(0, len(order), self.rows_per_pass)]
         with torch.no_grad():
             for batch in batches:
                 width = len(requests[batch[0]][0])
@@ -230,7 +229,7 @@ class RLTReward:
             rows.append({"question": q, "solution": s, "explanation": parsed.explanation, "has_end_tag": parsed.has_end_tag})
         teacher = None
         if config.needs_teacher:
-            teacher = scoring.teacher_think_logprobs(PolicyScorer(self.trainer, self.args.reward_max_tokens_per_batch), rows, config)
+            teacher = scoring.teacher_think_logprobs(PolicyScorer(self.trainer, self.args.reward_rows_per_pass), rows, config)
         return scoring.student_scores(self.student(), rows, teacher, config)
 
     def __call__(self, prompts: list[str], completions: list[Any], question: list[str], solution: list[str], **kwargs: Any) -> list[float | None]:
