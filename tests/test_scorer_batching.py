@@ -136,6 +136,7 @@ def test_fused_kernel_through_the_scorer(model, requests):
 
 def _segment_attention(q, k, v, cu, scale, gqa):
     """Reference varlen attention in the kernels' [T, H, D] layout: causal sdpa per row."""
+    assert q.dim() == 3 and all(x.is_contiguous() for x in (q, k, v)) and cu.dtype == torch.int32
     out = torch.empty_like(q)
     for s, e in zip(cu[:-1].tolist(), cu[1:].tolist()):
         o = torch.nn.functional.scaled_dot_product_attention(

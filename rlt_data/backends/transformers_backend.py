@@ -153,7 +153,8 @@ class Scorer:
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         ids = torch.tensor(np.concatenate([np.asarray(requests[i][0], dtype=np.int64) for i in batch]), device=device)
         position_ids = torch.tensor(np.concatenate([np.arange(n) for n in lengths]), device=device)
-        cu = torch.tensor(offsets, dtype=torch.int32, device=device)
+        # segments slices on the host: its offsets stay there (no device sync in every layer)
+        cu = torch.tensor(offsets, dtype=torch.int32, device="cpu" if self.attention == "segments" else device)
         positions = [np.asarray(requests[i][1], dtype=np.int64) for i in batch]
         for p, n in zip(positions, lengths):
             if len(p) and (p.min() < 1 or p.max() >= n):
@@ -238,7 +239,7 @@ def _torch_varlen_attention(module, query, key, value, attention_mask, dropout=0
         return _segments_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     _check_plain(query, sliding_window)
     cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
-    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [T, H, D]
+    q, k, v = (x[0].transpose(0, 1).contiguous() for x in (query, key, value))  # [T, H, D]
     params = _VARLEN_PARAMS
     extra = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}  # torch 2.9-2.11 / later
     if q.shape[1] != k.shape[1]:
@@ -259,7 +260,7 @@ def _flash_attn_attention(module, query, key, value, attention_mask, dropout=0.0
         return _segments_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     _check_plain(query, sliding_window)
     cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
-    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))
+    q, k, v = (x[0].transpose(0, 1).contiguous() for x in (query, key, value))
     out = flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, dropout_p=0.0, softmax_scale=scaling, causal=True)
     return out.unsqueeze(0), None
 
