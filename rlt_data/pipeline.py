@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -270,40 +271,51 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
         raise UserError(f"{store.root}: {state['num_chunks'] - len(done)} of {state['num_chunks']} chunks are not scored yet; rerun the command")
     if not done:
         raise UserError(f"{store.root}: no chunk is scored yet; nothing to publish")
-    candidates = [r for i in done for r in store.read_chunk("scored", i)]
     sel = config.selection()
-    statuses = selection.select(candidates, sel)
-    for c, s in zip(candidates, statuses):
-        c["status"] = s
-    kept = [c for c in candidates if c["status"] == "kept"]
     max_bytes = parse_size(config.max_shard_size)
-    data_table = pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA)
-    sharegpt_table = pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA)
-    cand_table = pa.Table.from_pylist(candidates, schema=CANDIDATES_SCHEMA)
-    data_files = store.write_split("data", data_table, max_bytes)
-    sharegpt_files = store.write_split("sharegpt", sharegpt_table, max_bytes)
-    cand_files = store.write_split("candidates", cand_table, max_bytes)
-    scored = [c for c in candidates if c["reward"] is not None]
+    schemas = {"default": DATA_SCHEMA, "sharegpt": SHAREGPT_SCHEMA, "candidates": CANDIDATES_SCHEMA}
+    writers = {name: store.shard_writer(SPLIT_FOLDERS[name], schema, max_bytes) for name, schema in schemas.items()}
+    # One chunk at a time: every sample of a question lives in its question's chunk, so selection
+    # needs no other chunk, and peak memory is one chunk's rows, whatever the size of the run.
+    statuses: Counter[str] = Counter()
+    rewards_all, rewards_kept = [], []
+    num_candidates = num_kept = completion_tokens = kept_tokens = 0
+    for i in done:
+        table = store.read_chunk_table("scored", i)
+        candidates = table.to_pylist()
+        chunk_statuses = selection.select(candidates, sel)
+        kept = [c for c, s in zip(candidates, chunk_statuses) if s == "kept"]
+        writers["candidates"].write(table.append_column("status", pa.array(chunk_statuses, pa.string())))
+        writers["default"].write(pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA))
+        writers["sharegpt"].write(pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA))
+        statuses.update(chunk_statuses)
+        rewards_all += [c["reward"] for c in candidates if c["reward"] is not None]
+        rewards_kept += [c["reward"] for c in kept]
+        num_candidates, num_kept = num_candidates + len(candidates), num_kept + len(kept)
+        completion_tokens += sum(c["num_completion_tokens"] or 0 for c in candidates)
+        kept_tokens += sum(c["student_context_tokens"] or 0 for c in kept)
+        del table, candidates, kept
+    files = {name: writer.close() for name, writer in writers.items()}
     summary = {
         "num_questions": state["num_rows"],
-        "num_candidates": len(candidates),
-        "num_kept": len(kept),
+        "num_candidates": num_candidates,
+        "num_kept": num_kept,
         "status_counts": selection.count(statuses),
         "skipped_rows": state["skipped_rows"],
-        "reward_all": _stats([c["reward"] for c in scored]),
-        "reward_kept": _stats([c["reward"] for c in kept]),
-        "completion_tokens": int(sum(c["num_completion_tokens"] or 0 for c in candidates)),
-        "kept_student_tokens": int(sum(c["student_context_tokens"] or 0 for c in kept)),
-        "data_files": data_files,
-        "sharegpt_files": sharegpt_files,
-        "candidate_files": cand_files,
+        "reward_all": _stats(rewards_all),
+        "reward_kept": _stats(rewards_kept),
+        "completion_tokens": int(completion_tokens),
+        "kept_student_tokens": int(kept_tokens),
+        "data_files": files["default"],
+        "sharegpt_files": files["sharegpt"],
+        "candidate_files": files["candidates"],
         "chunks_done": f"{len(done)}/{state['num_chunks']}",
     }
     state.update(
         selection=asdict(sel), summary=summary, complete=len(done) == state["num_chunks"],
         max_shard_size=config.max_shard_size, card_extra=extra_card or state.get("card_extra", {}),
     )
-    card.write_card(store, state, {"default": data_table.schema, "sharegpt": sharegpt_table.schema, "candidates": cand_table.schema})
+    card.write_card(store, state, schemas)
     store.write_state(state)
     return summary
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Iterable
 
 STATUSES = (
     "kept", "not_best", "below_threshold", "too_long", "think_token_mismatch",
@@ -75,6 +76,7 @@ def select(candidates: list[dict], config: SelectionConfig) -> list[str]:
     return statuses
 
 
-def count(statuses: list[str]) -> dict[str, int]:
+def count(statuses: Iterable[str]) -> dict[str, int]:
+    """Candidates per status, every status listed (``statuses``: the statuses, or a Counter of them)."""
     counts = Counter(statuses)
     return {s: counts.get(s, 0) for s in STATUSES}

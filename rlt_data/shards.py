@@ -16,7 +16,6 @@ Every file appears under its final name only when complete (temporary name, fsyn
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -123,23 +122,78 @@ class RunStore:
         write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]))
 
     def read_chunk(self, stage: str, index: int) -> list[dict]:
-        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage]).to_pylist()
+        return self.read_chunk_table(stage, index).to_pylist()
+
+    def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage], columns=columns)
 
     def clear_stage(self, stage: str) -> None:
         shutil.rmtree(self.state_dir / stage, ignore_errors=True)
 
     # -- published splits --------------------------------------------------------------------
-    def write_split(self, folder: str, table: pa.Table, max_shard_bytes: int) -> list[str]:
-        """Write ``folder/train-XXXXX-of-YYYYY.parquet`` shards; remove shards of an older layout."""
-        wanted = min(max(1, math.ceil(table.nbytes / max_shard_bytes)), max(1, table.num_rows))
-        per_shard = max(1, math.ceil(table.num_rows / wanted))
-        num_shards = max(1, math.ceil(table.num_rows / per_shard))  # never an empty trailing shard
-        names = []
-        for k in range(num_shards):
-            name = f"train-{k:05d}-of-{num_shards:05d}.parquet"
-            write_parquet(self.root / folder / name, table.slice(k * per_shard, per_shard))
-            names.append(name)
-        for old in (self.root / folder).glob("*.parquet"):
+    def shard_writer(self, folder: str, schema: pa.Schema, max_shard_bytes: int) -> "ShardWriter":
+        return ShardWriter(self.root / folder, schema, max_shard_bytes)
+
+
+class ShardWriter:
+    """Streams tables into ``folder/train-XXXXX-of-YYYYY.parquet``, one chunk at a time.
+
+    A new file starts once the current one holds ``max_shard_bytes`` (Arrow's in-memory size of
+    the rows, the measure ``datasets`` uses for ``max_shard_size``); a row is never split and a
+    shard never left empty. Files are written under hidden temporary names and get their final
+    ``-of-N`` names in :meth:`close`, when N is known; shards of an older layout are removed then.
+    Memory: the rows of one :meth:`write` call.
+    """
+
+    def __init__(self, folder: Path, schema: pa.Schema, max_shard_bytes: int):
+        self.folder, self.schema, self.max_bytes = Path(folder), schema, max_shard_bytes
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._parts: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._bytes = 0
+
+    def _open(self) -> None:
+        path = self.folder / f".part-{len(self._parts):05d}.parquet.tmp-{os.getpid()}"
+        self._parts.append(path)
+        self._writer = pq.ParquetWriter(path, self.schema, compression="snappy")
+        self._bytes = 0
+
+    def _close_current(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def write(self, table: pa.Table) -> None:
+        table = table.select(self.schema.names).cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open()
+            rest = table.slice(offset)
+            per_row = max(1, rest.nbytes // rest.num_rows)
+            fits = (self.max_bytes - self._bytes) // per_row
+            if fits <= 0 and self._bytes > 0:
+                self._close_current()
+                continue
+            piece = rest.slice(0, max(1, fits))
+            self._writer.write_table(piece)
+            self._bytes += piece.nbytes
+            offset += piece.num_rows
+            if self._bytes >= self.max_bytes:
+                self._close_current()
+
+    def close(self) -> list[str]:
+        """Give the shards their final names; returns them in order."""
+        self._close_current()
+        if not self._parts:  # no row at all: one schema-only file (an empty row group breaks readers)
+            self._open()
+            self._close_current()
+        names = [f"train-{k:05d}-of-{len(self._parts):05d}.parquet" for k in range(len(self._parts))]
+        for part, name in zip(self._parts, names):
+            with open(part, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(part, self.folder / name)
+        for old in self.folder.glob("*.parquet"):
             if old.name not in names:
                 old.unlink()
         return names
