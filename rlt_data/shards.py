@@ -124,8 +124,8 @@ class RunStore:
     def read_chunk(self, stage: str, index: int) -> list[dict]:
         return self.read_chunk_table(stage, index).to_pylist()
 
-    def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage], columns=columns)
+    def read_chunk_table(self, stage: str, index: int) -> pa.Table:
+        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage])
 
     def clear_stage(self, stage: str) -> None:
         shutil.rmtree(self.state_dir / stage, ignore_errors=True)
