@@ -85,6 +85,10 @@ class EvalConfig:
             raise UserError("--num-samples > 1 with --temperature 0 repeats one greedy answer; give a temperature > 0")
         if not self.benchmarks:
             raise UserError("--benchmarks: give at least one of aime24, math500, gpqa_diamond, toy")
+        if self.push_to_hub:
+            from .hub import check_repo_id
+
+            check_repo_id(self.push_to_hub, "--push-to-hub")
         output = self.output or str(Path("evals") / _model_slug(self.model))
         return EvalConfig(**{**self.__dict__, "temperature": temperature, "top_p": top_p, "output": output})
 
@@ -229,59 +233,11 @@ def parameters(config: EvalConfig, bench: Benchmark, system_prompt: str | None) 
 # Generation
 
 
-class _GreedyTransformers:
-    """Greedy decoding on transformers (the backend's generator always samples)."""
-
-    def __init__(self, model: str, config: EvalConfig):
-        from .models import eos_token_ids, load_causal_lm, load_tokenizer
-
-        self.tokenizer = load_tokenizer(model)
-        self.model = load_causal_lm(model, config.device, config.dtype)
-        self.eos_ids = eos_token_ids(model, self.tokenizer)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
-        self.batch_size = config.batch_size
-
-    def generate(self, prompts: list[str], sampling, seed: int):
-        import torch
-        from transformers import GenerationConfig
-
-        from .backends import Sample
-
-        gen_config = GenerationConfig(
-            do_sample=False, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            repetition_penalty=1.0,
-        )
-        results = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts[start : start + self.batch_size]]
-            width = max(map(len, batch))
-            ids = torch.tensor([[self.pad_id] * (width - len(b)) + b for b in batch])  # left padding
-            mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch])
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device), generation_config=gen_config
-                )
-            for tokens in out[:, width:].tolist():
-                eos_at = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
-                kept = tokens if eos_at is None else tokens[:eos_at]
-                text = self.tokenizer.decode(kept, skip_special_tokens=False)
-                results.append([Sample(text=text, truncated=eos_at is None, num_tokens=len(kept) + (eos_at is not None))])
-        return results
-
-    def close(self) -> None:
-        import gc
-
-        del self.model
-        gc.collect()
-
-
 def _open_generator(config: EvalConfig):
     from .backends import default_backend, load_backend
 
     name = config.backend or default_backend()  # evaluate() has resolved it already
     backend = load_backend(name)
-    if name == "transformers" and config.temperature == 0:
-        return _GreedyTransformers(config.model, config), name
     return backend.Generator(config.model, backend.options_from(config)), name
 
 

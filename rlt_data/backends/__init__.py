@@ -4,6 +4,7 @@ A backend module provides two classes:
 
 - ``Generator(model, options)``: ``generate(prompts, sampling, seed) -> list[list[Sample]]``,
   ``n`` samples per prompt, grouped with their prompt, in prompt order; ``close()``.
+  ``sampling.temperature == 0`` is greedy decoding.
 - ``Scorer(model, options)``: ``logprobs(requests, temperature) -> list[np.ndarray]``: for each
   request ``(token_ids, positions)`` the float32 log-probs ``log_softmax(logits[i-1] / T)[ids[i]]``
   at each position ``i``; ``tokenizer``; ``close()``.

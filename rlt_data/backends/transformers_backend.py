@@ -36,13 +36,11 @@ class Generator:
         from transformers import GenerationConfig
 
         # A fresh config: the checkpoint's own defaults (top_k=20, repetition_penalty=1.05 for
-        # Qwen2.5-Instruct) must not leak into the reference sampling.
+        # Qwen2.5-Instruct) must not leak into the reference sampling. Temperature 0: greedy.
+        greedy = sampling.temperature == 0
         config = GenerationConfig(
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
-            min_p=None,
+            do_sample=not greedy,
+            **({} if greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0, "min_p": None}),
             repetition_penalty=1.0,
             max_new_tokens=sampling.max_new_tokens,
             num_return_sequences=sampling.num_samples,
