@@ -16,12 +16,34 @@ from importlib import import_module
 from typing import Any, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from .config import GenerateConfig, ScoreConfig, build
 from .errors import UserError
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors of a command (a number that is not one, an unknown option, a missing argument)
+    print one ``Error:`` line too, instead of click's usage box."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            from typer._click.exceptions import NoArgsIsHelpError, UsageError
+        except ImportError:  # typer < 0.25 runs on click
+            from click.exceptions import NoArgsIsHelpError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            where = (exc.ctx or ctx).command_path
+            fail(f"{' '.join(exc.format_message().split())} (see `{where} --help`)")
+
+
 app = typer.Typer(
     name="rlt-data",
+    cls=OneLineErrors,
     help="Distillation data from Reinforcement Learning Teachers: generate, score, select, push.",
     no_args_is_help=True,
     add_completion=False,

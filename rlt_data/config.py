@@ -51,6 +51,20 @@ def parse_size(value: Any) -> int:
     return size
 
 
+def vllm_args_dict(value: Any) -> dict:
+    """``--vllm-args``: a JSON object (or, from YAML, a mapping)."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--vllm-args must be a JSON object: {exc}")
+    if not isinstance(value, dict):
+        raise UserError("--vllm-args must be a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'")
+    return value
+
+
 @dataclass
 class ScoringOptions:
     """Options shared by every command that scores and selects."""
@@ -117,6 +131,21 @@ class ScoringOptions:
             raise UserError("--limit must be at least 1")
         if self.temperature_score <= 0:
             raise UserError("--temperature-score must be positive")
+        from .models import check_model_path
+
+        for model in (self.student, getattr(self, "teacher", None)):
+            if model:
+                check_model_path(model)  # a missing local folder fails now, not after the first stage
+        if Path(self.output).expanduser().exists() and not Path(self.output).expanduser().is_dir():
+            raise UserError(f"--output {self.output} is a file, not a folder")
+        if self.tensor_parallel_size < 1 or self.data_parallel_size < 1:
+            raise UserError("--tensor-parallel-size and --data-parallel-size must be at least 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise UserError("--gpu-memory-utilization must be in (0, 1]")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise UserError("--max-model-len must be at least 1")
+        if self.vllm_args is not None:
+            vllm_args_dict(self.vllm_args)
         self.reward(), self.selection(), parse_size(self.max_shard_size)
 
 
@@ -147,6 +176,10 @@ class GenerateConfig(ScoringOptions):
             raise UserError("--num-samples and --max-new-tokens must be at least 1")
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise UserError("--temperature must be positive and --top-p in (0, 1]")
+        if self.push_to_hub:
+            from .hub import check_repo_id
+
+            check_repo_id(self.push_to_hub, "--push-to-hub")
 
     def reward(self, teacher_temperature: float | None = None):
         """As the reference: the teacher's think log-probs at the temperature the samples were drawn with."""
@@ -204,6 +237,31 @@ def preset_values(name: str) -> dict[str, Any]:
     }
 
 
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def check_types(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Each value as its field's type (YAML gives any type): ints stay ints, numbers become floats,
+    numbers given for text become text; anything else (``num_samples: many``, a list for a path) is a UserError."""
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.name not in values or values[f.name] is None:
+            continue
+        value, kind = values[f.name], str(f.type).split(" |")[0]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "int" and number and float(value).is_integer():
+            out[f.name] = int(value)
+        elif kind == "float" and number:
+            out[f.name] = float(value)
+        elif kind == "bool" and isinstance(value, bool):
+            pass
+        elif kind == "str" and (isinstance(value, str) or number):
+            out[f.name] = str(value)
+        elif kind in _KINDS:
+            raise UserError(f"--{f.name.replace('_', '-')} takes {_KINDS[kind]}, not {value!r}")
+    return out
+
+
 def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
     """Dataclass defaults < preset < YAML file < flags given on the command line (not None)."""
     values = load_yaml(config_file, cls) if config_file else {}
@@ -213,6 +271,10 @@ def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
     for key in ("lp_coefs", "kl_coefs"):
         if isinstance(values.get(key), (list, tuple)):
             values[key] = ",".join(str(v) for v in values[key])
-    config = cls(**values)
+    if isinstance(values.get("vllm_args"), dict):
+        import json
+
+        values["vllm_args"] = json.dumps(values["vllm_args"])
+    config = cls(**check_types(cls, values))
     config.validate()
     return config

@@ -37,6 +37,10 @@ def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str 
     """Write (or update) ``RUN_DIR/dataset_info.json``; use ``dataset_dir: RUN_DIR``, ``dataset: NAME``."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if hub_repo is not None:
+        from .hub import check_repo_id
+
+        check_repo_id(hub_repo, "--hub-repo")
     root = Path(run_dir)
     if not root.is_dir():
         raise UserError(f"run folder not found: {root}")

@@ -37,6 +37,34 @@ class PushOptions:
     files_per_commit: int = 50
     max_retries: int = 5
 
+    def validate(self) -> None:
+        check_repo_id(self.repo_id, "REPO_ID")
+        check_endpoint(self.endpoint)
+        if self.files_per_commit < 1:
+            raise UserError("--files-per-commit must be at least 1")
+        if self.max_retries < 0:
+            raise UserError("--max-retries must be 0 or more")
+
+
+def check_repo_id(repo_id: str, flag: str) -> None:
+    """``user/name`` (or ``name``) as the Hub spells repo ids; checked before any network call."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise UserError(f"{flag}: {repo_id!r} is not a Hub repo id (user/name, with letters, digits, '-', '_' and '.')") from None
+
+
+def check_endpoint(endpoint: str | None) -> None:
+    from urllib.parse import urlparse
+
+    if endpoint is None:
+        return
+    url = urlparse(endpoint)
+    if url.scheme not in ("http", "https") or not url.netloc or " " in endpoint:
+        raise UserError(f"--endpoint: {endpoint!r} is not an http(s) URL, e.g. https://huggingface.co")
+
 
 @dataclass
 class LocalFile:
@@ -149,6 +177,7 @@ def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = prin
     """Upload a run folder; returns what was uploaded, skipped and deleted."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
+    opts.validate()
     root = Path(root)
     store = RunStore(root)
     state = store.read_state()

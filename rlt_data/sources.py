@@ -8,6 +8,10 @@ Recognized without flags:
   solution as a whole.
 - Flat rows with a question column (``question``, ``problem`` or ``prompt``) and a ``solution``
   column (and an ``explanation`` column for ``score``).
+
+Rows that cannot be used are skipped and counted by reason (``--strict``: refused): empty question,
+no solution, no solution tags, no explanation, duplicate id, and ``bad_type``: a question,
+solution, explanation or chat turn that is not text (a number, a list, a dict).
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ def read_records(dataset: str, split: str = "train", subset: str | None = None, 
     return ds.to_list()
 
 
+def _text(value: Any) -> Any:
+    """A missing cell is empty text; anything else stays as it is (a non-string is a ``bad_type`` row)."""
+    return "" if value is None else value
+
+
 def _turns(turns: Any, role_key: str, text_key: str) -> dict[str, str]:
     """First user and first assistant text of a chat, by normalized role."""
     roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
@@ -97,7 +106,7 @@ def _turns(turns: Any, role_key: str, text_key: str) -> dict[str, str]:
             continue
         role = roles.get(str(turn.get(role_key, "")).lower())
         if role and role not in found:
-            found[role] = turn.get(text_key) or ""
+            found[role] = _text(turn.get(text_key))
     return found
 
 
@@ -164,9 +173,7 @@ def normalize(
     for index, record in enumerate(records):
         explanation: str | None = None
         if schema == "flat":
-            question = record.get(qcol) or ""
-            solution = record.get(scol)
-            solution = "" if solution is None else str(solution)
+            question, solution = _text(record.get(qcol)), _text(record.get(scol))
             if ecol:
                 explanation = record.get(ecol)
             problem = None
@@ -175,8 +182,8 @@ def normalize(
             turns = _turns(record.get(key), role, text)
             question = turns.get("user", "")
             answer = turns.get("assistant", "")
-            solution = protocol.extract_tagged(answer, protocol.BEGIN_SOLUTION, protocol.END_SOLUTION)
-            problem = None
+            problem = None if isinstance(answer, str) else "bad_type"
+            solution = protocol.extract_tagged(answer, protocol.BEGIN_SOLUTION, protocol.END_SOLUTION) if problem is None else ""
             if solution is None:
                 if schema == "conversations" or protocol.BEGIN_THOUGHT in answer:
                     problem = "no_solution_tags"
@@ -184,9 +191,10 @@ def normalize(
                     solution = answer
             if with_explanation:
                 explanation = record.get(explanation_column or "explanation")
-                if explanation is None:
+                if explanation is None and problem is None:
                     explanation = protocol.extract_tagged(answer, protocol.BEGIN_THOUGHT, protocol.END_THOUGHT)
-        question = str(question)
+        if problem is None and not all(isinstance(v, str) for v in (question, solution, _text(explanation))):
+            problem = "bad_type"  # a number, list or dict where text belongs: no guess at how to render it
         if problem is None:
             if not question.strip():
                 problem = "empty_question"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .models import load_tokenizer
+from .models import check_model_path, load_tokenizer
 
 log = logging.getLogger("rlt_data.train")
 
@@ -81,16 +81,52 @@ def _ids(value) -> list[int]:
     return list(value["input_ids"]) if hasattr(value, "keys") else list(value)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
+def check_config_file(argv: list[str]) -> None:
+    """``--config FILE``: the file exists and holds a YAML mapping (TRL would raise a traceback)."""
+    import yaml
 
-    parser = TrlParser((DataArguments, SFTConfig, ModelConfig))
-    data_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    for flag, value in zip(argv, argv[1:]):
+        if flag != "--config":
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise UserError(f"config file not found: {value}")
+        try:
+            data = yaml.safe_load(path.read_text("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot parse {value}: {str(exc).splitlines()[0]}")
+        if not isinstance(data, dict):
+            raise UserError(f"{value}: expected a mapping of option names to values")
+
+
+def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
+    """TRL's parser (flags and ``--config`` YAML) with bad input as a ``UserError``: a missing or
+    unreadable config file, a value of the wrong type or an unknown option (argparse would print
+    its usage and exit), and the option checks of TRL's and transformers' config classes."""
+    from trl import TrlParser
+
+    def error(message: str) -> None:
+        raise UserError(f"{message} (see --help)")
+
+    check_config_file(argv)
+    parser = TrlParser(dataclass_types)
+    parser.error = error  # type: ignore[method-assign]
+    try:
+        return parser.parse_args_and_config(args=argv)
+    except ValueError as exc:  # raised by the config classes' __post_init__ checks, and for unused arguments
+        raise UserError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+
+    data_args, training_args, model_args = parse_options((DataArguments, SFTConfig, ModelConfig), sys.argv[1:] if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if data_args.on_overlong not in ("drop", "error"):
         raise UserError("--on_overlong must be drop or error")
     if not model_args.model_name_or_path:
         raise UserError("--model_name_or_path is required")
+    check_model_path(model_args.model_name_or_path)
     ds = load_rows(data_args).map(to_prompt_completion, remove_columns=None)
     tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
     ds = ds.select_columns(["prompt", "completion"])

@@ -38,7 +38,7 @@ from .errors import UserError
 from .models import check_model_path, load_tokenizer
 from .shards import write_text
 from .train import cli as run_cli
-from .train import fit, set_model_init_kwargs
+from .train import fit, parse_options, set_model_init_kwargs
 
 log = logging.getLogger("rlt_data.train_teacher")
 
@@ -247,14 +247,12 @@ class RLTReward:
 
 # -- running -------------------------------------------------------------------------------
 def _parse(phase: str, argv: list[str]):
-    from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
+    from trl import GRPOConfig, ModelConfig, SFTConfig
 
     if phase == "sft":
-        parser = TrlParser((TeacherDataArguments, SFTConfig, ModelConfig))
-        data, training, model = parser.parse_args_and_config(args=argv)
+        data, training, model = parse_options((TeacherDataArguments, SFTConfig, ModelConfig), argv)
         return data, training, model, None
-    parser = TrlParser((TeacherDataArguments, RewardArguments, GRPOConfig, ModelConfig))
-    data, reward, training, model = parser.parse_args_and_config(args=argv)
+    data, reward, training, model = parse_options((TeacherDataArguments, RewardArguments, GRPOConfig, ModelConfig), argv)
     return data, training, model, reward
 
 
@@ -331,7 +329,6 @@ def main(argv: list[str]) -> Any:
         raise UserError(f"choose a phase: rlt-data train-teacher {{{','.join(PHASES)}}} --config FILE.yaml [options]")
     phase, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    _check_config_file(rest)
     data_args, training_args, model_args, reward_args = _parse(phase, rest)
     trainer = build_trainer(phase, data_args, training_args, model_args, reward_args)
     fit(trainer)
@@ -339,12 +336,6 @@ def main(argv: list[str]) -> Any:
         record = run_record(phase, trainer, data_args, model_args, reward_args)
         write_text(Path(training_args.output_dir) / "rlt_run.json", json.dumps(record, indent=2, default=str) + "\n")
     return trainer
-
-
-def _check_config_file(argv: list[str]) -> None:
-    for flag, value in zip(argv, argv[1:]):
-        if flag == "--config" and not Path(value).is_file():
-            raise UserError(f"config file not found: {value}")
 
 
 def cli(argv: list[str]) -> None:

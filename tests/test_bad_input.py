@@ -1,0 +1,253 @@
+"""Bad input, everywhere: each case ends with exit code 2 and one `Error:` line, never a traceback.
+
+One table across every command (paths, files, YAML, numbers, repo ids, models, backends). All
+commands run in-process (typer's CliRunner; ``train``/``train-teacher`` through their ``cli``), and
+every case fails before a model is loaded, so the whole table takes seconds. Hub cases never reach
+the network (HF_HUB_OFFLINE is set in conftest, and bad repo ids or endpoints fail before any call).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_jsonl
+from rlt_data.cli import app
+
+runner = CliRunner()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+# Placeholders in a case's argv: {T} teacher, {S} student, {D} a good dataset, {RUN} a finished
+# run folder, {TMP} the case's tmp_path; files a case needs are written by `FILES` below.
+FILES = {
+    "bad.jsonl": "{not json\n",
+    "empty.jsonl": "",
+    "numbers.json": "[1, 2]\n",
+    "cols.jsonl": '{"foo": 1, "bar": 2}\n',
+    "types.jsonl": '{"question": 7, "solution": [1, 2]}\n',
+    "dict_solution.jsonl": '{"question": "Q", "solution": {"a": 1}}\n',
+    "list_content.jsonl": '{"messages": [{"role": "user", "content": [{"type": "text", "text": "Q"}]}, {"role": "assistant", "content": "S"}]}\n',
+    "bad.yaml": "num_samples: [1,\n",
+    "list.yaml": "- 1\n- 2\n",
+    "unknown.yaml": "nonsense_option: 1\n",
+    "type.yaml": "num_samples: many\n",
+    "float.yaml": "chunk_size: 2.5\n",
+    "bool.yaml": "strict: maybe\n",
+    "afile": "not a folder\n",
+    "train_bad.yaml": "model_name_or_path: [\n",
+    "train_list.yaml": "- a\n",
+}
+
+GEN = ["generate", "--teacher", "{T}", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"]
+SCORE = ["score", "--student", "{S}", "--kl-coefs", "0,0", "--output", "{TMP}/out"]
+PUSH = ["push-to-hub", "{RUN}"]
+EVAL = ["evaluate", "{S}", "--benchmarks", "toy", "--output", "{TMP}/ev"]
+# --use_cpu: only because transformers refuses bf16 (TRL's default) without a GPU when parsing
+CPU = ["--use_cpu", "true", "--report_to", "none"]
+TRAIN = ["train", "--model_name_or_path", "{S}", "--dataset", "{RUN}", "--output_dir", "{TMP}/st", *CPU]
+SFT = ["train-teacher", "sft", "--model_name_or_path", "{T}", "--dataset", "{D}", "--output_dir", "{TMP}/tt", *CPU]
+GRPO = ["train-teacher", "grpo", "--model_name_or_path", "{T}", "--student_model", "{S}", "--dataset", "{D}", "--output_dir", "{TMP}/tg", *CPU]
+
+CASES = {
+    # generate: paths and files
+    "generate-dataset-missing": (GEN[:-4] + ["--dataset", "{TMP}/missing.jsonl", "--output", "{TMP}/out"], "dataset not found"),
+    "generate-dataset-empty-folder": (GEN[:-4] + ["--dataset", "{TMP}/emptydir", "--output", "{TMP}/out"], "no .jsonl"),
+    "generate-dataset-unparsable": (GEN[:-4] + ["--dataset", "{TMP}/bad.jsonl", "--output", "{TMP}/out"], "cannot parse"),
+    "generate-dataset-no-rows": (GEN[:-4] + ["--dataset", "{TMP}/empty.jsonl", "--output", "{TMP}/out"], "no rows"),
+    "generate-dataset-not-objects": (GEN[:-4] + ["--dataset", "{TMP}/numbers.json", "--output", "{TMP}/out"], "JSON object"),
+    "generate-dataset-no-columns": (GEN[:-4] + ["--dataset", "{TMP}/cols.jsonl", "--output", "{TMP}/out"], "no recognizable"),
+    "generate-question-column-missing": (GEN + ["--question-column", "nope"], "column 'nope' not found"),
+    "generate-wrong-types": (GEN[:-4] + ["--dataset", "{TMP}/types.jsonl", "--output", "{TMP}/out"], "bad_type"),
+    "generate-dict-solution-strict": (GEN[:-4] + ["--dataset", "{TMP}/dict_solution.jsonl", "--output", "{TMP}/out", "--strict"], "bad_type"),
+    "generate-list-content": (GEN[:-4] + ["--dataset", "{TMP}/list_content.jsonl", "--output", "{TMP}/out"], "bad_type"),
+    "generate-output-is-a-file": (GEN[:-2] + ["--output", "{TMP}/afile"], "not a folder"),
+    "generate-dataset-hub-bad-id": (GEN[:-4] + ["--dataset", "a/b/c", "--output", "{TMP}/out"], "dataset not found"),
+    # generate: YAML
+    "generate-config-missing": (GEN + ["--config", "{TMP}/missing.yaml"], "config file not found"),
+    "generate-config-unparsable": (GEN + ["--config", "{TMP}/bad.yaml"], "cannot parse"),
+    "generate-config-not-mapping": (GEN + ["--config", "{TMP}/list.yaml"], "mapping"),
+    "generate-config-unknown-key": (GEN + ["--config", "{TMP}/unknown.yaml"], "unknown option"),
+    "generate-config-wrong-type": (GEN + ["--config", "{TMP}/type.yaml"], "--num-samples takes an integer"),
+    "generate-config-float-for-int": (GEN + ["--config", "{TMP}/float.yaml"], "--chunk-size takes an integer"),
+    "generate-config-bad-bool": (GEN + ["--config", "{TMP}/bool.yaml"], "--strict takes true or false"),
+    # generate: numbers and choices
+    "generate-num-samples-zero": (GEN + ["--num-samples", "0"], "--num-samples"),
+    "generate-num-samples-text": (GEN + ["--num-samples", "abc"], "--num-samples"),
+    "generate-temperature-zero": (GEN + ["--temperature", "0"], "--temperature"),
+    "generate-top-p-above-one": (GEN + ["--top-p", "1.5"], "--top-p"),
+    "generate-max-new-tokens-negative": (GEN + ["--max-new-tokens", "-1"], "--max-new-tokens"),
+    "generate-temperature-score-zero": (GEN + ["--temperature-score", "0"], "--temperature-score"),
+    "generate-lp-coefs-one-number": (GEN + ["--lp-coefs", "1"], "--lp-coefs"),
+    "generate-kl-coefs-text": (GEN + ["--kl-coefs", "a,b"], "--kl-coefs"),
+    "generate-max-shard-size": (GEN + ["--max-shard-size", "5XB"], "--max-shard-size"),
+    "generate-keep-unknown": (GEN + ["--keep", "worst"], "keep"),
+    "generate-top-k-zero": (GEN + ["--keep", "top-k", "--top-k", "0"], "top-k"),
+    "generate-limit-zero": (GEN + ["--limit", "0"], "--limit"),
+    "generate-chunk-size-zero": (GEN + ["--chunk-size", "0"], "--chunk-size"),
+    "generate-unknown-flag": (GEN + ["--nonsense"], "nonsense"),
+    "generate-preset-unknown": (["generate", "--preset", "big", "--output", "{TMP}/out"], "preset"),
+    # generate: models, backends, hub
+    "generate-teacher-missing-option": (["generate", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"], "--teacher is required"),
+    "generate-teacher-missing-folder": (["generate", "--teacher", "{TMP}/no-teacher", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"], "model not found"),
+    "generate-student-missing-folder": (["generate", "--teacher", "{T}", "--student", "./no-student", "--dataset", "{D}", "--output", "{TMP}/out"], "model not found"),
+    "generate-backend-unknown": (GEN + ["--backend", "tpu"], "backend"),
+    "generate-dtype-unknown": (GEN + ["--dtype", "float8"], "dtype"),
+    "generate-gpu-memory-utilization": (GEN + ["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization"),
+    "generate-tensor-parallel-zero": (GEN + ["--tensor-parallel-size", "0"], "--tensor-parallel-size"),
+    "generate-vllm-args-not-json": (GEN + ["--vllm-args", "not json"], "--vllm-args"),
+    "generate-push-to-hub-bad-repo": (GEN + ["--push-to-hub", "a/b/c"], "repo id"),
+    # score
+    "score-student-missing": (["score", "--dataset", "{D}", "--kl-coefs", "0,0", "--output", "{TMP}/out"], "--student is required"),
+    "score-needs-teacher": (["score", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"], "--teacher"),
+    "score-no-explanation-column": (SCORE + ["--dataset", "{D}"], "explanation"),
+    "score-output-is-a-file": (["score", "--student", "{S}", "--kl-coefs", "0,0", "--dataset", "{D}", "--output", "{TMP}/afile"], "not a folder"),
+    # select
+    "select-not-a-run": (["select", "{TMP}"], "not an rlt-data run"),
+    "select-missing-folder": (["select", "{TMP}/missing"], "not an rlt-data run"),
+    "select-keep-unknown": (["select", "{RUN}", "--keep", "worst"], "keep"),
+    "select-top-k-zero": (["select", "{RUN}", "--keep", "top-k", "--top-k", "0"], "top-k"),
+    "select-max-shard-size": (["select", "{RUN}", "--max-shard-size", "lots"], "--max-shard-size"),
+    # push-to-hub
+    "push-not-a-run": (["push-to-hub", "{TMP}", "user/set"], "not an rlt-data run"),
+    "push-repo-id-three-parts": (PUSH + ["a/b/c"], "repo id"),
+    "push-repo-id-characters": (PUSH + ["user/bad name!"], "repo id"),
+    "push-endpoint-garbage": (PUSH + ["user/set", "--endpoint", "not a url"], "--endpoint"),
+    "push-files-per-commit-zero": (PUSH + ["user/set", "--files-per-commit", "0"], "--files-per-commit"),
+    "push-max-retries-negative": (PUSH + ["user/set", "--max-retries", "-1"], "--max-retries"),
+    # export
+    "export-format-unknown": (["export", "{RUN}", "--format", "axolotl"], "format"),
+    "export-missing-folder": (["export", "{TMP}/missing"], "not found"),
+    "export-hub-repo-bad": (["export", "{RUN}", "--hub-repo", "a/b/c"], "repo id"),
+    # evaluate
+    "evaluate-benchmark-unknown": (["evaluate", "{S}", "--benchmarks", "mmlu", "--output", "{TMP}/ev"], "mmlu"),
+    "evaluate-model-missing": (["evaluate", "{TMP}/no-model", "--benchmarks", "toy", "--output", "{TMP}/ev"], "model not found"),
+    "evaluate-num-samples-zero": (EVAL + ["--num-samples", "0"], "--num-samples"),
+    "evaluate-data-malformed": (EVAL + ["--data", "toy"], "--data"),
+    "evaluate-system-prompt-file": (EVAL + ["--system-prompt", "@{TMP}/missing.txt"], "--system-prompt"),
+    "evaluate-dtype-unknown": (EVAL + ["--dtype", "float8"], "dtype"),
+    "evaluate-backend-unknown": (EVAL + ["--backend", "tpu"], "backend"),
+    "evaluate-output-is-a-file": (["evaluate", "{S}", "--benchmarks", "toy", "--output", "{TMP}/afile"], "not a folder"),
+    "evaluate-push-to-hub-bad-repo": (EVAL + ["--push-to-hub", "a/b/c"], "repo id"),
+    # train (student SFT)
+    "train-config-missing": (["train", "--config", "{TMP}/missing.yaml"], "config file not found"),
+    "train-config-unparsable": (["train", "--config", "{TMP}/train_bad.yaml"], "cannot parse"),
+    "train-config-not-mapping": (["train", "--config", "{TMP}/train_list.yaml"], "mapping"),
+    "train-dataset-missing": (["train", "--model_name_or_path", "{S}", "--dataset", "{TMP}/missing", "--output_dir", "{TMP}/st", *CPU], "dataset not found"),
+    "train-no-model": (["train", "--dataset", "{RUN}", "--output_dir", "{TMP}/st", *CPU], "model_name_or_path"),
+    "train-model-missing": (["train", "--model_name_or_path", "{TMP}/no-model", "--dataset", "{RUN}", "--output_dir", "{TMP}/st", *CPU], "model not found"),
+    "train-bf16-on-cpu": (["train", "--model_name_or_path", "{S}", "--dataset", "{RUN}", "--output_dir", "{TMP}/st", "--bf16", "true"] if not _cuda() else ["train", "--config", "{TMP}/afile"], None),
+    "train-on-overlong": (TRAIN + ["--on_overlong", "truncate"], "--on_overlong"),
+    "train-number-text": (TRAIN + ["--num_train_epochs", "many"], "num_train_epochs"),
+    "train-unknown-flag": (TRAIN + ["--nonsense", "1"], "nonsense"),
+    # train-teacher
+    "train-teacher-no-phase": (["train-teacher"], "choose a phase"),
+    "train-teacher-bad-phase": (["train-teacher", "ppo"], "choose a phase"),
+    "train-teacher-config-missing": (["train-teacher", "sft", "--config", "{TMP}/missing.yaml"], "config file not found"),
+    "train-teacher-config-unparsable": (["train-teacher", "grpo", "--config", "{TMP}/train_bad.yaml"], "cannot parse"),
+    "train-teacher-sft-dataset-missing": (SFT[:4] + ["--dataset", "{TMP}/missing.jsonl"] + SFT[6:], "dataset not found"),
+    "train-teacher-sft-wrong-types": (SFT[:4] + ["--dataset", "{TMP}/types.jsonl", "--explanation_column", "solution"] + SFT[6:], "bad_type"),
+    "train-teacher-grpo-no-student": (GRPO[:4] + GRPO[6:], "student_model"),
+    "train-teacher-grpo-student-missing": (GRPO[:4] + ["--student_model", "{TMP}/no-student"] + GRPO[6:], "model not found"),
+    "train-teacher-grpo-lp-coefs": (GRPO + ["--lp_coefs", "1"], "lp_coefs"),
+    "train-teacher-number-text": (SFT + ["--learning_rate", "fast"], "learning_rate"),
+}
+
+
+@pytest.fixture(scope="module")
+def toy_run(toy_models, tmp_path_factory):
+    """One finished two-row run: a valid folder for the select/push/export/train cases."""
+    from rlt_data import toy
+
+    root = tmp_path_factory.mktemp("bad_input_run")
+    rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(2, seed=7)]
+    dataset = write_jsonl(root / "set.jsonl", rows)
+    result = runner.invoke(app, [
+        "generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", str(dataset),
+        "--output", str(root / "run"), "--num-samples", "1", "--max-new-tokens", "160", "--backend", "transformers",
+        "--device", "cpu",
+    ])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str]:
+    if argv[0] in ("train", "train-teacher"):
+        from rlt_data import train, train_teacher
+
+        cli = train.cli if argv[0] == "train" else train_teacher.cli
+        with pytest.raises(SystemExit) as exc:
+            cli(argv[1:])
+        captured = capsys.readouterr()
+        return exc.value.code, captured.err
+    result = runner.invoke(app, argv)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        return 1, "".join(traceback.format_exception(result.exception))
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name, toy_models, toy_set, toy_run, tmp_path, capsys):
+    argv, expected = CASES[name]
+    for file, text in FILES.items():
+        (tmp_path / file).write_text(text, "utf-8")
+    (tmp_path / "emptydir").mkdir()
+    values = {"T": toy_models["teacher"], "S": toy_models["student"], "D": str(toy_set), "RUN": str(toy_run), "TMP": str(tmp_path)}
+    argv = [a.format(**values) for a in argv]
+    code, err = _run(argv, capsys)
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert "Traceback" not in err, err
+    assert code == 2, err
+    assert len(errors) == 1, err
+    if expected:
+        assert expected in errors[0], errors[0]
+
+
+def test_table_covers_every_command():
+    commands = {argv[0] for argv, _ in CASES.values()}
+    assert commands == {"generate", "score", "select", "push-to-hub", "export", "evaluate", "train", "train-teacher"}
+    assert len(CASES) >= 40
+
+
+def test_rows_of_the_wrong_type_are_counted_or_refused(tmp_path):
+    """A question, solution or turn that is not text is a `bad_type` row: skipped and counted, or refused with --strict."""
+    from rlt_data import sources
+    from rlt_data.errors import UserError
+
+    rows = [
+        {"question": "Q1", "solution": "S1"},
+        {"question": 7, "solution": "S"},
+        {"question": "Q", "solution": [1, 2]},
+        {"question": "Q", "solution": {"a": 1}},
+        {"question": True, "solution": "S"},
+        {"question": "Q", "solution": 42},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    loaded = sources.load_rows(str(path))
+    assert [r["question"] for r in loaded.rows] == ["Q1"] and dict(loaded.skipped) == {"bad_type": 5}
+    with pytest.raises(UserError, match="row 1 cannot be used: bad_type"):
+        sources.load_rows(str(path), strict=True)
+    chat = [{"messages": [{"role": "user", "content": [{"type": "text", "text": "Q"}]}, {"role": "assistant", "content": "S"}]},
+            {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": 5}]},
+            {"messages": [{"role": "user", "content": "Q2"}, {"role": "assistant", "content": "S2"}]}]
+    loaded = sources.load_rows(str(write_jsonl(tmp_path / "chat.jsonl", chat)))
+    assert [r["question"] for r in loaded.rows] == ["Q2"] and dict(loaded.skipped) == {"bad_type": 2}
+
+
+def test_yaml_values_take_their_option_types(tmp_path):
+    """Numbers in YAML become the option's type; text for a number is refused (it used to reach a comparison)."""
+    from rlt_data.config import GenerateConfig, build
+
+    (tmp_path / "c.yaml").write_text("num_samples: 2\ntemperature: 1\nrevision: 2024\nvllm_args: {kv_cache_dtype: fp8}\n")
+    config = build(GenerateConfig, str(tmp_path / "c.yaml"), {"teacher": "t", "student": "s", "dataset": "d", "output": str(tmp_path / "o")})
+    assert (config.num_samples, config.temperature, config.revision) == (2, 1.0, "2024")
+    assert json.loads(config.vllm_args) == {"kv_cache_dtype": "fp8"}
