@@ -11,7 +11,8 @@ Recognized without flags:
 
 Rows that cannot be used are skipped and counted by reason (``--strict``: refused): empty question,
 no solution, no solution tags, no explanation, duplicate id, and ``bad_type``: a question,
-solution, explanation or chat turn that is not text (a number, a list, a dict).
+solution, explanation or chat turn that is not text (a number, a list, a dict; a flat row's numeric
+solution is read as its text).
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ def normalize(
         explanation: str | None = None
         if schema == "flat":
             question, solution = _text(record.get(qcol)), _text(record.get(scol))
+            if isinstance(solution, (int, float)) and not isinstance(solution, bool):
+                solution = str(solution)  # a numeric answer column (e.g. 42): its text
             if ecol:
                 explanation = record.get(ecol)
             problem = None

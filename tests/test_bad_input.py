@@ -235,7 +235,9 @@ def test_rows_of_the_wrong_type_are_counted_or_refused(tmp_path):
     ]
     path = write_jsonl(tmp_path / "rows.jsonl", rows)
     loaded = sources.load_rows(str(path))
-    assert [r["question"] for r in loaded.rows] == ["Q1"] and dict(loaded.skipped) == {"bad_type": 5}
+    # a numeric solution is the text of the number; every other non-text value is a bad_type row
+    assert [(r["question"], r["solution"]) for r in loaded.rows] == [("Q1", "S1"), ("Q", "42")]
+    assert dict(loaded.skipped) == {"bad_type": 4}
     with pytest.raises(UserError, match="row 1 cannot be used: bad_type"):
         sources.load_rows(str(path), strict=True)
     chat = [{"messages": [{"role": "user", "content": [{"type": "text", "text": "Q"}]}, {"role": "assistant", "content": "S"}]},
