@@ -30,8 +30,8 @@ def parse_pair(value: Any, name: str) -> tuple[float, float]:
     return pair  # type: ignore[return-value]
 
 
-def parse_size(value: Any) -> int:
-    """``"500MB"`` -> bytes (decimal units, like ``datasets``)."""
+def parse_size(value: Any, flag: str = "--max-shard-size") -> int:
+    """``"500MB"`` -> bytes (decimal units, like ``datasets``; KiB/MiB/GiB binary)."""
     if isinstance(value, int):
         return value
     text = str(value).strip().upper()
@@ -45,9 +45,9 @@ def parse_size(value: Any) -> int:
     try:
         size = int(float(number) * scale)
     except ValueError:
-        raise UserError(f"--max-shard-size: cannot read {value!r} (use e.g. 500MB)")
+        raise UserError(f"{flag}: cannot read {value!r} (use e.g. 500MB)")
     if size <= 0:
-        raise UserError("--max-shard-size must be positive")
+        raise UserError(f"{flag} must be positive")
     return size
 
 
@@ -83,7 +83,10 @@ class ScoringOptions:
     device: str = opt("auto", "Torch device for the transformers backend (auto: cuda if available).", group="Engine")
     dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.", group="Engine")
     batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.", group="Engine")
-    max_tokens_per_batch: int = opt(16384, "Padded tokens per scoring forward pass (transformers backend).", group="Engine")
+    max_tokens_per_batch: int = opt(16384, "Tokens per scoring forward pass (transformers: rows packed without padding; a longer row alone).", group="Engine")
+    scoring_attention: str = opt("auto", "Transformers scoring attention: auto, torch-varlen, flash-attn, segments or padded.", group="Engine")
+    logprob_kernel: str = opt("auto", "Transformers scoring output layer: auto (= chunked), chunked, or fused (TRL's kernel).", group="Engine")
+    logprob_budget: str | None = opt(None, "Logits held at once when scoring, e.g. 256MB (default: 32MiB on CPU, free GPU memory / 32 within 32MiB-1GiB).", group="Engine")
     tensor_parallel_size: int = opt(1, "vLLM: GPUs per engine replica (tensor parallelism).", group="Engine")
     data_parallel_size: int = opt(1, "Engine replicas on this machine, each on its own GPUs and its own chunks (vLLM).", group="Engine")
     gpu_memory_utilization: float = opt(0.9, "vLLM: fraction of each GPU's memory the engine may use.", group="Engine")
@@ -125,6 +128,14 @@ class ScoringOptions:
         for name in ("dataset", "output", "student"):
             if not getattr(self, name):
                 raise UserError(f"--{name} is required")
+        from .backends.transformers_backend import ATTENTION_CHOICES, KERNEL_CHOICES
+
+        if self.scoring_attention not in ATTENTION_CHOICES:
+            raise UserError(f"--scoring-attention must be one of {', '.join(ATTENTION_CHOICES)}, not {self.scoring_attention!r}")
+        if self.logprob_kernel not in KERNEL_CHOICES:
+            raise UserError(f"--logprob-kernel must be one of {', '.join(KERNEL_CHOICES)}, not {self.logprob_kernel!r}")
+        if self.logprob_budget is not None:
+            parse_size(self.logprob_budget, "--logprob-budget")
         if self.chunk_size < 1 or self.batch_size < 1 or self.max_tokens_per_batch < 1:
             raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
         if self.limit is not None and self.limit < 1:

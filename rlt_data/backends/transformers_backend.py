@@ -111,8 +111,8 @@ class Scorer:
         kernel = options.logprob_kernel
         if kernel == "auto":
             kernel = "chunked"  # until a GPU measurement says otherwise (benchmarks/bench_gpu_scoring.py)
-        if kernel not in ("chunked", "fused"):
-            raise UserError(f"unknown log-prob kernel {kernel!r}; choose auto, chunked or fused")
+        if kernel not in KERNEL_CHOICES:
+            raise UserError(f"unknown log-prob kernel {kernel!r}; choose {', '.join(KERNEL_CHOICES)}")
         if kernel == "fused" and not fused_available():
             raise UserError("logprob_kernel='fused' needs TRL (pip install trl)")
         self.kernel = kernel
@@ -203,6 +203,8 @@ class Scorer:
 #                 gets the kernel it would get alone; the linear layers still run packed
 #   padded:       no packing: right-padded batches with the model's own attention (the former way)
 ATTENTION = {"torch-varlen": "rlt_torch_varlen", "flash-attn": "rlt_fa2_varlen", "segments": "rlt_segments"}
+ATTENTION_CHOICES = ("auto", "torch-varlen", "flash-attn", "segments", "padded")
+KERNEL_CHOICES = ("auto", "chunked", "fused")
 
 
 def _rows(kwargs, length: int) -> list[int]:
@@ -312,9 +314,8 @@ def resolve_attention(attention: str, device, dtype) -> str:
     import torch
 
     _register()
-    choices = ("auto", "torch-varlen", "flash-attn", "segments", "padded")
-    if attention not in choices:
-        raise UserError(f"unknown scoring attention {attention!r}; choose one of {', '.join(choices)}")
+    if attention not in ATTENTION_CHOICES:
+        raise UserError(f"unknown scoring attention {attention!r}; choose one of {', '.join(ATTENTION_CHOICES)}")
     if attention in ("segments", "padded"):
         return attention
     if attention != "auto":
@@ -339,13 +340,15 @@ def _free_memory() -> None:
 
 
 def options_from(config) -> Options:
+    from ..config import parse_size
+
     return Options(
         device=config.device,
         dtype=config.dtype,
         batch_size=config.batch_size,
         max_tokens_per_batch=config.max_tokens_per_batch,
-        # scoring options, read when the run config has them (no CLI flags yet)
-        logprob_budget_bytes=getattr(config, "logprob_budget_bytes", None),
-        logprob_kernel=getattr(config, "logprob_kernel", None) or "auto",
-        attention=getattr(config, "scoring_attention", None) or "auto",
+        # scoring options: commands that only generate (evaluate) have none
+        logprob_budget_bytes=parse_size(budget, "--logprob-budget") if (budget := getattr(config, "logprob_budget", None)) else None,
+        logprob_kernel=getattr(config, "logprob_kernel", "auto"),
+        attention=getattr(config, "scoring_attention", "auto"),
     )
