@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
 from . import Sample, SamplingConfig, derive_seed
-from .logprobs import DEFAULT_BUDGET_BYTES, gather_logprobs
+from .logprobs import default_budget_bytes, gather_logprobs
 
 
 @dataclass
@@ -35,19 +35,15 @@ class Options:
     max_model_len: int | None = None
     enforce_eager: bool = False
     max_tokens_per_batch: int = 65536  # tokens per encode() call when scoring
-    logprob_budget_bytes: int = DEFAULT_BUDGET_BYTES
+    logprob_budget_bytes: int | None = None  # None: backends.logprobs.default_budget_bytes(device)
     engine_args: dict[str, Any] = field(default_factory=dict)
 
 
 def options_from(config) -> Options:
-    extra = config.vllm_args
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--vllm-args must be a JSON object: {exc}")
-    if extra is not None and not isinstance(extra, dict):
-        raise UserError("--vllm-args must be a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'")
+    from ..config import parse_size, vllm_args_dict
+
+    extra = vllm_args_dict(config.vllm_args) if config.vllm_args is not None else {}
+    budget = getattr(config, "logprob_budget", None)  # scoring option: evaluate has none
     return Options(
         dtype=config.dtype,
         tensor_parallel_size=config.tensor_parallel_size,
@@ -55,7 +51,8 @@ def options_from(config) -> Options:
         max_model_len=config.max_model_len,
         enforce_eager=config.enforce_eager,
         max_tokens_per_batch=config.max_tokens_per_batch,
-        engine_args=dict(extra or {}),
+        logprob_budget_bytes=parse_size(budget, "--logprob-budget") if budget else None,
+        engine_args=dict(extra),
     )
 
 
@@ -194,6 +191,7 @@ class Scorer:
         dtype = self.llm.llm_engine.model_config.dtype
         weight, self.bias = load_output_layer(model, self.device)
         self.weight = weight.to(dtype)
+        self.budget_bytes = options.logprob_budget_bytes or default_budget_bytes(self.device)
 
     def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float) -> list[np.ndarray]:
         import torch
@@ -212,7 +210,7 @@ class Scorer:
                 hidden = out.outputs.data.clone().to(self.device)  # made under inference mode: clone
                 pos = torch.as_tensor(positions, dtype=torch.long, device=self.device)
                 targets = torch.as_tensor(ids, dtype=torch.long, device=self.device)[pos]
-                lp = gather_logprobs(hidden[pos - 1], self.weight, self.bias, targets, temperature, self.options.logprob_budget_bytes)
+                lp = gather_logprobs(hidden[pos - 1], self.weight, self.bias, targets, temperature, self.budget_bytes)
                 results.append(lp.cpu().numpy())
             start = end
         return results
