@@ -295,7 +295,7 @@ def run_record(phase: str, trainer: Any, data_args: Any, model_args: Any, reward
     """What ``rlt_run.json`` beside the model holds: options, versions, the reward/loss curve."""
     from dataclasses import asdict
 
-    from .card import library_versions
+    from .card import LIBRARIES, library_versions
 
     secret = ("token", "hub_token", "push_to_hub_token")
     args = {k: v for k, v in trainer.args.to_dict().items() if k not in secret}
@@ -307,18 +307,9 @@ def run_record(phase: str, trainer: Any, data_args: Any, model_args: Any, reward
         "model": {k: v for k, v in asdict(model_args).items() if k not in secret},
         **({"reward": asdict(reward_args)} if reward_args is not None else {}),
         "training": args,
-        "versions": library_versions() | {"trl": _version("trl"), "accelerate": _version("accelerate")},
+        "versions": library_versions(LIBRARIES + ("trl", "accelerate")),
         "curve": curve,
     }
-
-
-def _version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def main(argv: list[str]) -> Any:
