@@ -48,6 +48,9 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 def resolve_dtype(dtype: str, device: str):
     import torch
 

@@ -280,21 +280,26 @@ def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any]
     statuses: Counter[str] = Counter()
     rewards_all, rewards_kept = [], []
     num_candidates = num_kept = completion_tokens = kept_tokens = 0
-    for i in done:
-        table = store.read_chunk_table("scored", i)
-        candidates = table.to_pylist()
-        chunk_statuses = selection.select(candidates, sel)
-        kept = [c for c, s in zip(candidates, chunk_statuses) if s == "kept"]
-        writers["candidates"].write(table.append_column("status", pa.array(chunk_statuses, pa.string())))
-        writers["default"].write(pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA))
-        writers["sharegpt"].write(pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA))
-        statuses.update(chunk_statuses)
-        rewards_all += [c["reward"] for c in candidates if c["reward"] is not None]
-        rewards_kept += [c["reward"] for c in kept]
-        num_candidates, num_kept = num_candidates + len(candidates), num_kept + len(kept)
-        completion_tokens += sum(c["num_completion_tokens"] or 0 for c in candidates)
-        kept_tokens += sum(c["student_context_tokens"] or 0 for c in kept)
-        del table, candidates, kept
+    try:
+        for i in done:
+            table = store.read_chunk_table("scored", i)
+            candidates = table.to_pylist()
+            chunk_statuses = selection.select(candidates, sel)
+            kept = [c for c, s in zip(candidates, chunk_statuses) if s == "kept"]
+            writers["candidates"].write(table.append_column("status", pa.array(chunk_statuses, pa.string())))
+            writers["default"].write(pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA))
+            writers["sharegpt"].write(pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA))
+            statuses.update(chunk_statuses)
+            rewards_all += [c["reward"] for c in candidates if c["reward"] is not None]
+            rewards_kept += [c["reward"] for c in kept]
+            num_candidates, num_kept = num_candidates + len(candidates), num_kept + len(kept)
+            completion_tokens += sum(c["num_completion_tokens"] or 0 for c in candidates)
+            kept_tokens += sum(c["student_context_tokens"] or 0 for c in kept)
+            del table, candidates, kept
+    except BaseException:  # an error or an interrupt: the published shards stay as they were
+        for writer in writers.values():
+            writer.abort()
+        raise
     files = {name: writer.close() for name, writer in writers.items()}
     summary = {
         "num_questions": state["num_rows"],

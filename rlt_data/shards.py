@@ -142,12 +142,17 @@ class ShardWriter:
     the rows, the measure ``datasets`` uses for ``max_shard_size``); a row is never split and a
     shard never left empty. Files are written under hidden temporary names and get their final
     ``-of-N`` names in :meth:`close`, when N is known; shards of an older layout are removed then.
-    Memory: the rows of one :meth:`write` call.
+    A crash before ``close`` leaves the old shards as they were (the parts are removed by
+    :meth:`abort` or by the next writer of the folder); a crash inside ``close`` can leave old and
+    new shards side by side until the rerun, which rewrites them. Memory: the rows of one
+    :meth:`write` call.
     """
 
     def __init__(self, folder: Path, schema: pa.Schema, max_shard_bytes: int):
         self.folder, self.schema, self.max_bytes = Path(folder), schema, max_shard_bytes
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".part-*.parquet.tmp-*"):  # left by a finalize that crashed
+            stale.unlink()
         self._parts: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._bytes = 0
@@ -181,6 +186,13 @@ class ShardWriter:
             offset += piece.num_rows
             if self._bytes >= self.max_bytes:
                 self._close_current()
+
+    def abort(self) -> None:
+        """Drop what was written (an error or an interrupt before :meth:`close`): old shards stay."""
+        self._close_current()
+        for part in self._parts:
+            part.unlink(missing_ok=True)
+        self._parts.clear()
 
     def close(self) -> list[str]:
         """Give the shards their final names; returns them in order."""

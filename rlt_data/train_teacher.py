@@ -29,13 +29,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import protocol, scoring, sources
 from .errors import UserError
-from .models import check_model_path, load_tokenizer
+from .models import DTYPES, check_model_path, load_tokenizer
 from .shards import write_text
 from .train import cli as run_cli
 from .train import fit, parse_options, set_model_init_kwargs
@@ -80,6 +81,8 @@ class RewardArguments:
                 raise UserError(f"--{name} takes two numbers, e.g. 1 0.01")
         if self.temperature_score <= 0:
             raise UserError("--temperature_score must be positive")
+        if self.student_dtype not in DTYPES:
+            raise UserError(f"--student_dtype must be one of {', '.join(DTYPES)}, not {self.student_dtype!r}")
         if self.reward_max_tokens_per_batch < 1 or self.reward_rows_per_pass < 1:
             raise UserError("--reward_max_tokens_per_batch and --reward_rows_per_pass must be at least 1")
         return scoring.RewardConfig(
@@ -178,6 +181,8 @@ class PolicyScorer:
                 labels = torch.full_like(ids, -100)
                 for row, i in enumerate(batch):
                     seq, pos = requests[i][0], torch.as_tensor(requests[i][1], dtype=torch.long)
+                    if len(pos) and (int(pos.min()) < 1 or int(pos.max()) >= len(seq)):
+                        raise ValueError(f"positions must lie in [1, {len(seq)}): a token's log-prob needs the one before it")
                     ids[row, : len(seq)] = torch.tensor(seq)
                     mask[row, : len(seq)] = 1
                     labels[row, pos] = ids[row, pos]
@@ -185,8 +190,33 @@ class PolicyScorer:
                 for row, i in enumerate(batch):
                     pos = torch.as_tensor(requests[i][1], dtype=torch.long, device=out.log_probs.device)
                     # log_probs[:, j] is the log-prob of token j + 1
-                    results[i] = out.log_probs[row, pos - 1].float().cpu().numpy().astype(np.float32)
+                    results[i] = out.log_probs[row, pos - 1].float().cpu().numpy()
         return results
+
+
+@contextmanager
+def whole_model_loading():
+    """Load a frozen model whole on this process, as neither DeepSpeed nor FSDP will manage it.
+
+    Under ``accelerate launch``, transformers would otherwise build it inside ZeRO-3's
+    ``zero.Init`` (parameters partitioned, with no engine to gather them) or, with FSDP's
+    ``cpu_ram_efficient_loading``, fill every rank but 0 with zeros awaiting a broadcast.
+    """
+    import os
+
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    saved_ref, saved_env = hf_deepspeed._hf_deepspeed_config_weak_ref, os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING")
+    hf_deepspeed.unset_hf_deepspeed_config()
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = saved_ref
+        if saved_env is None:
+            os.environ.pop("FSDP_CPU_RAM_EFFICIENT_LOADING", None)
+        else:
+            os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = saved_env
 
 
 class RLTReward:
@@ -215,7 +245,8 @@ class RLTReward:
                 device=str(self.trainer.accelerator.device), dtype=self.args.student_dtype,
                 max_tokens_per_batch=self.args.reward_max_tokens_per_batch,
             )
-            self._student = transformers_backend.Scorer(self.student_model, options)
+            with whole_model_loading():
+                self._student = transformers_backend.Scorer(self.student_model, options)
         return self._student
 
     def score(self, completions: list[str], question: list[str], solution: list[str]) -> list[dict]:
@@ -256,6 +287,16 @@ def _parse(phase: str, argv: list[str]):
     return data, training, model, reward
 
 
+@contextmanager
+def trainer_errors():
+    """What TRL's trainers refuse while being built (a missing vLLM, several GPUs without a
+    launcher, an unsupported option): one line, not a traceback."""
+    try:
+        yield
+    except (ValueError, ImportError, NotImplementedError) as exc:
+        raise UserError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+
+
 def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None):
     """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
     from datasets import Dataset
@@ -271,10 +312,11 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
         rows = [sft_example(tokenizer, r, eot) for r in load_teacher_rows(data_args, with_explanation=True)]
         if training_args.completion_only_loss is False:
             raise UserError("the teacher learns the explanation only: leave completion_only_loss on")
-        return SFTTrainer(
-            model=model_args.model_name_or_path, args=training_args, train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer, peft_config=peft,
-        )
+        with trainer_errors():
+            return SFTTrainer(
+                model=model_args.model_name_or_path, args=training_args, train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer, peft_config=peft,
+            )
     if not reward_args.student_model:
         raise UserError("--student_model is required: the student whose log-probs make the reward")
     check_model_path(reward_args.student_model)
@@ -283,10 +325,11 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
         scoring.check_tokenizers(tokenizer, load_tokenizer(reward_args.student_model), reward_config)
     rows = [grpo_example(tokenizer, r) for r in load_teacher_rows(data_args, with_explanation=False)]
     reward = RLTReward(reward_args.student_model, reward_args)
-    trainer = GRPOTrainer(
-        model=model_args.model_name_or_path, reward_funcs=[reward], args=training_args,
-        train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft,
-    )
+    with trainer_errors():
+        trainer = GRPOTrainer(
+            model=model_args.model_name_or_path, reward_funcs=[reward], args=training_args,
+            train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft,
+        )
     reward.trainer = trainer
     return trainer
 
@@ -297,19 +340,27 @@ def run_record(phase: str, trainer: Any, data_args: Any, model_args: Any, reward
 
     from .card import LIBRARIES, library_versions
 
-    secret = ("token", "hub_token", "push_to_hub_token")
-    args = {k: v for k, v in trainer.args.to_dict().items() if k not in secret}
+    args = _redact(trainer.args.to_dict())
     curve_keys = ("step", "loss", "reward", "reward_std", "rlt/r_ss", "rlt/r_kl", "rlt/end_tag_rate", "learning_rate")
     curve = [{k: e[k] for k in curve_keys if k in e} for e in trainer.state.log_history if "loss" in e or "reward" in e]
     return {
         "phase": phase,
         "data": asdict(data_args),
-        "model": {k: v for k, v in asdict(model_args).items() if k not in secret},
+        "model": _redact(asdict(model_args)),
         **({"reward": asdict(reward_args)} if reward_args is not None else {}),
         "training": args,
         "versions": library_versions(LIBRARIES + ("trl", "accelerate")),
         "curve": curve,
     }
+
+
+def _redact(value: Any) -> Any:
+    """``value`` without its ``token`` / ``*_token`` keys (secrets), at any depth (``model_init_kwargs`` too)."""
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items() if not (str(k) == "token" or str(k).endswith("_token"))}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
 
 
 def main(argv: list[str]) -> Any:

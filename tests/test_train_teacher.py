@@ -205,7 +205,7 @@ def _cli(*args, cwd=ROOT):
 
 @pytest.mark.parametrize(
     "case",
-    ["no_phase", "missing_config", "no_trace", "missing_model", "missing_student", "different_tokenizers"],
+    ["no_phase", "missing_config", "no_trace", "missing_model", "missing_student", "different_tokenizers", "student_dtype"],
 )
 def test_bad_input_one_line_exit_2(case, tmp_path, toy_models, random_models, capsys):
     from rlt_data import tiny
@@ -222,6 +222,9 @@ def test_bad_input_one_line_exit_2(case, tmp_path, toy_models, random_models, ca
         args = ["sft", "--model_name_or_path", str(tmp_path / "no-model"), "--dataset", str(flat), *common]
     elif case == "missing_student":
         args = ["grpo", "--model_name_or_path", toy_models["teacher"], "--student_model", str(tmp_path / "no-student"), "--dataset", str(flat), *common]
+    elif case == "student_dtype":
+        args = ["grpo", "--model_name_or_path", toy_models["teacher"], "--student_model", toy_models["student"],
+                "--student_dtype", "fp8", "--dataset", str(flat), *common]
     else:  # a student with another tokenizer while the KL coefficients are not 0
         other = tiny.build_model(tmp_path / "other", tokenizer=tiny.build_tokenizer(vocab_size=400))
         args = ["grpo", "--model_name_or_path", random_models["teacher"], "--student_model", str(other), "--dataset", str(flat), *common]
@@ -240,6 +243,7 @@ def test_bad_input_one_line_exit_2(case, tmp_path, toy_models, random_models, ca
     expected = {
         "no_phase": "choose a phase", "missing_config": "config file not found", "no_trace": "reasoning trace",
         "missing_model": "model not found", "missing_student": "model not found", "different_tokenizers": "tokenizers differ",
+        "student_dtype": "--student_dtype must be one of",
     }[case]
     assert expected in errors[0]
 
