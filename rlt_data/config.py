@@ -51,6 +51,12 @@ def parse_size(value: Any, flag: str = "--max-shard-size") -> int:
     return size
 
 
+def logprob_budget_bytes(config: Any) -> int | None:
+    """``--logprob-budget`` in bytes; None (the device's default) when unset or not an option of ``config``."""
+    budget = getattr(config, "logprob_budget", None)  # commands that only generate (evaluate) have none
+    return parse_size(budget, "--logprob-budget") if budget else None
+
+
 def vllm_args_dict(value: Any) -> dict:
     """``--vllm-args``: a JSON object (or, from YAML, a mapping)."""
     import json

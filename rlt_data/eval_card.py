@@ -63,9 +63,9 @@ def update_card(config, results: dict[str, Any], out: Path, echo: Callable[[str]
         existing = path.read_text("utf-8") if path.exists() else _hub_card(config.model, config.token)
     name = model_dir.name if model_dir.is_dir() else config.model.split("/")[-1]
     text = render_card(existing, name, results)
-    from .evaluate import _atomic_write
+    from .shards import write_text
 
-    _atomic_write(path, text)
+    write_text(path, text)
     echo(f"model card: {path} (model-index: {len(results['results'])} result(s))")
     if config.push_to_hub:
         _push_card(path, config.push_to_hub, config.token, echo)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any, Callable
 
 from .errors import UserError
 from .eval_sets import DEFAULT_BENCHMARKS, LETTERS, Benchmark, Item, load_items, resolve
+from .shards import write_text
 
 GREEDY = dict(temperature=0.0, top_p=1.0)
 SAMPLED = dict(temperature=0.6, top_p=0.95)
@@ -55,7 +55,7 @@ class EvalConfig:
     overwrite: bool = False
     update_card: bool = False
     push_to_hub: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never printed
     # engine (the backends' options_from reads these)
     backend: str | None = None
     device: str = "auto"
@@ -186,21 +186,6 @@ def check(kind: str, response: str, reference: str) -> Verdict:
 
 # ---------------------------------------------------------------------------------------------
 # Files
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed over it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -343,9 +328,9 @@ def evaluate(config: EvalConfig, echo: Callable[[str], None] = print) -> dict[st
         session.close()
 
     results = gather(out)
-    _atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     table = results_table(results)
-    _atomic_write(out / "results.md", table + "\n")
+    write_text(out / "results.md", table + "\n")
     echo(table)
     echo(f"results: {out / 'results.json'}")
     if config.update_card:
@@ -370,8 +355,8 @@ def _run_benchmark(bench, items, params, config, tokenizer, system_prompt, sessi
             rows = _read_jsonl(partial)
             echo(f"{bench.name}: resuming after {len(rows)} of {len(items)} questions")
     if not rows:
-        _atomic_write(meta_path, json.dumps({"parameters": params, "chunk_size": chunk}) + "\n")
-        _atomic_write(partial, "")
+        write_text(meta_path, json.dumps({"parameters": params, "chunk_size": chunk}) + "\n")
+        write_text(partial, "")
     prompts = render_prompts(tokenizer, items, system_prompt)
     sampling = SamplingConfig(num_samples=k, temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens)
     bar = tqdm(total=len(items) * k, initial=len(rows) * k, desc=bench.name, unit="sample", file=sys.stderr, dynamic_ncols=True)
@@ -396,14 +381,14 @@ def _run_benchmark(bench, items, params, config, tokenizer, system_prompt, sessi
                     "truncated": [s.truncated for s in group],
                     "num_tokens": [s.num_tokens for s in group],
                 })
-            _atomic_write(partial, _jsonl(rows))
+            write_text(partial, _jsonl(rows))
             bar.update(len(batch) * k)
             bar.set_postfix(pass1=f"{sum(sum(r['correct']) for r in rows) / (len(rows) * k):.3f}")
     finally:
         bar.close()
     summary = summarize(bench, rows, params)
-    _atomic_write(out / bench.name / "generations.jsonl", _jsonl(rows))
-    _atomic_write(out / bench.name / "result.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / bench.name / "generations.jsonl", _jsonl(rows))
+    write_text(out / bench.name / "result.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     partial.unlink(missing_ok=True)
     meta_path.unlink(missing_ok=True)
     if not any(partial.parent.iterdir()):

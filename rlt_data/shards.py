@@ -67,12 +67,17 @@ SPLIT_FOLDERS = {"default": "data", "sharegpt": "sharegpt", "candidates": "candi
 
 
 def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename over ``path``: the file is whole or absent, never half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:

@@ -115,6 +115,8 @@ class Scorer:
             raise UserError(f"unknown log-prob kernel {kernel!r}; choose {', '.join(KERNEL_CHOICES)}")
         if kernel == "fused" and not fused_available():
             raise UserError("logprob_kernel='fused' needs TRL (pip install trl)")
+        if kernel == "fused" and self.bias is not None:
+            raise UserError("logprob_kernel='fused' does not support an output layer with a bias; use chunked")
         self.kernel = kernel
         self.attention = resolve_attention(options.attention, self.weight.device, self.weight.dtype)
         if self.attention != "padded":
@@ -340,7 +342,7 @@ def _free_memory() -> None:
 
 
 def options_from(config) -> Options:
-    from ..config import parse_size
+    from ..config import logprob_budget_bytes
 
     return Options(
         device=config.device,
@@ -348,7 +350,7 @@ def options_from(config) -> Options:
         batch_size=config.batch_size,
         max_tokens_per_batch=config.max_tokens_per_batch,
         # scoring options: commands that only generate (evaluate) have none
-        logprob_budget_bytes=parse_size(budget, "--logprob-budget") if (budget := getattr(config, "logprob_budget", None)) else None,
+        logprob_budget_bytes=logprob_budget_bytes(config),
         logprob_kernel=getattr(config, "logprob_kernel", "auto"),
         attention=getattr(config, "scoring_attention", "auto"),
     )

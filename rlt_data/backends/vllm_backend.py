@@ -15,6 +15,7 @@ in float32 in the tests (2.7e-5 per token measured).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
 from . import Sample, SamplingConfig, derive_seed
 from .logprobs import default_budget_bytes, gather_logprobs
+
+log = logging.getLogger("rlt_data")
 
 
 @dataclass
@@ -40,10 +43,14 @@ class Options:
 
 
 def options_from(config) -> Options:
-    from ..config import parse_size, vllm_args_dict
+    from ..config import logprob_budget_bytes, vllm_args_dict
 
     extra = vllm_args_dict(config.vllm_args) if config.vllm_args is not None else {}
-    budget = getattr(config, "logprob_budget", None)  # scoring option: evaluate has none
+    ignored = [f"--{flag}" for flag, value in (("scoring-attention", getattr(config, "scoring_attention", "auto")),
+                                               ("logprob-kernel", getattr(config, "logprob_kernel", "auto")))
+               if value not in ("auto", "chunked")]
+    if ignored:  # vLLM runs its own attention; its output layer goes through rlt-data's chunked kernel
+        log.warning("%s: options of the transformers scorer, ignored by the vLLM backend", ", ".join(ignored))
     return Options(
         dtype=config.dtype,
         tensor_parallel_size=config.tensor_parallel_size,
@@ -51,7 +58,7 @@ def options_from(config) -> Options:
         max_model_len=config.max_model_len,
         enforce_eager=config.enforce_eager,
         max_tokens_per_batch=config.max_tokens_per_batch,
-        logprob_budget_bytes=parse_size(budget, "--logprob-budget") if budget else None,
+        logprob_budget_bytes=logprob_budget_bytes(config),
         engine_args=dict(extra),
     )
 
