@@ -221,18 +221,24 @@ class ScoreConfig(ScoringOptions):
             raise UserError("the KL term needs the teacher: pass --teacher MODEL, or --kl-coefs 0,0")
 
 
-def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML options file: it exists, parses, and holds a mapping (else one-line ``UserError``s)."""
     import yaml
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot parse {path}: {str(exc).splitlines()[0]}")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of option names to values")
+    return data
+
+
+def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
+    data = read_yaml_mapping(path)
     names = {f.name for f in dataclasses.fields(cls)}
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - names)

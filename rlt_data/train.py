@@ -82,21 +82,14 @@ def _ids(value) -> list[int]:
 
 
 def check_config_file(argv: list[str]) -> None:
-    """``--config FILE``: the file exists and holds a YAML mapping (TRL would raise a traceback)."""
-    import yaml
+    """``--config FILE`` / ``--config=FILE``: the file exists and holds a YAML mapping (TRL would raise a traceback)."""
+    from .config import read_yaml_mapping
 
-    for flag, value in zip(argv, argv[1:]):
-        if flag != "--config":
-            continue
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise UserError(f"config file not found: {value}")
-        try:
-            data = yaml.safe_load(path.read_text("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot parse {value}: {str(exc).splitlines()[0]}")
-        if not isinstance(data, dict):
-            raise UserError(f"{value}: expected a mapping of option names to values")
+    for k, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            read_yaml_mapping(arg.split("=", 1)[1])
+        elif arg == "--config" and k + 1 < len(argv):
+            read_yaml_mapping(argv[k + 1])
 
 
 def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
