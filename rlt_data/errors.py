@@ -3,3 +3,9 @@
 
 class UserError(Exception):
     """Bad input (a missing path, an unparsable file, conflicting options...)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 METRIC = "pass@1"
 
@@ -97,6 +97,6 @@ def _push_card(path: Path, repo_id: str, token: str | None, echo: Callable[[str]
         friendly = _friendly(exc, repo_id)
         if friendly is not None:
             raise friendly
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"cannot push the model card to {repo_id}: {first}")
     echo(f"pushed the model card to {repo_id}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .shards import SPLIT_FOLDERS, RunStore
 
 
@@ -150,7 +150,7 @@ def _retrying(fn: Callable, retries: int, what: str, repo_id: str, log: Callable
             status = _status(exc)
             transient = status == 429 or (status is not None and status >= 500) or _is_transport_error(exc)
             if not transient:
-                raise UserError(f"{what} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                raise UserError(f"{what} failed: {first_line(exc)}") from None
             if attempt == retries:
                 raise UserError(
                     f"{what} failed after {retries + 1} attempt(s) ({status or type(exc).__name__}); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def _looks_local(model: str) -> bool:
@@ -23,7 +23,7 @@ def load_tokenizer(model: str, revision: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model, revision=revision)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"cannot load the tokenizer of {model}: {first}")
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"{model} has no chat template; rlt-data renders prompts with the model's chat template")
@@ -74,7 +74,7 @@ def load_causal_lm(model: str, device: str = "auto", dtype: str = "auto"):
     except UserError:
         raise
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"cannot load model {model}: {first}")
     return lm.to(device).eval()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import protocol
-from .errors import UserError
+from .errors import UserError, first_line
 
 QUESTION_COLUMNS = ("question", "problem", "prompt")
 SOLUTION_COLUMNS = ("solution",)
@@ -88,7 +88,7 @@ def read_records(dataset: str, split: str = "train", subset: str | None = None, 
     try:
         ds = datasets.load_dataset(dataset, name=subset, split=split, revision=revision)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"cannot load dataset {dataset!r} from the Hub: {first}")
     return ds.to_list()
 

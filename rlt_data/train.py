@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .models import check_model_path, load_tokenizer
 
 log = logging.getLogger("rlt_data.train")
@@ -42,7 +42,7 @@ def load_rows(args: DataArguments):
     try:
         ds = datasets.load_dataset(str(path) if path.exists() else args.dataset, args.dataset_config, split=args.dataset_split)
     except Exception as exc:
-        raise UserError(f"cannot load {args.dataset}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        raise UserError(f"cannot load {args.dataset}: {first_line(exc)}")
     if "messages" not in ds.column_names:
         hint = "; its `default` config has them" if "conversations" in ds.column_names else "; is it an rlt-data run?"
         raise UserError(f"{args.dataset} (config {args.dataset_config!r}) has no 'messages' column (columns: {ds.column_names}){hint}")
@@ -107,7 +107,7 @@ def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
     try:
         return parser.parse_args_and_config(args=argv)
     except ValueError as exc:  # raised by the config classes' __post_init__ checks, and for unused arguments
-        raise UserError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+        raise UserError(first_line(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

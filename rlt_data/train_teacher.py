@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol, scoring, sources
-from .errors import UserError
+from .errors import UserError, first_line
 from .models import DTYPES, check_model_path, load_tokenizer
 from .shards import write_text
 from .train import cli as run_cli
@@ -294,7 +294,7 @@ def trainer_errors():
     try:
         yield
     except (ValueError, ImportError, NotImplementedError) as exc:
-        raise UserError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+        raise UserError(first_line(exc)) from None
 
 
 def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None):
