@@ -46,16 +46,17 @@ def main() -> None:
     toy_models = preset_values("toy")
     teacher, student = args.teacher or toy_models["teacher"], args.student or toy_models["student"]
     engine = {} if args.gpu else dict(dtype="float32", max_model_len=2048, enforce_eager=True)
-    rows = [{"id": r["id"], "question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(2000, seed=0)[1664 : 1664 + args.questions]]
+    rows = [{"id": r["id"], "question": r["question"], "solution": r["solution"], "row_index": k}
+            for k, r in enumerate(toy.toy_rows(2000, seed=0)[1664 : 1664 + args.questions])]
 
     # -- generation ----------------------------------------------------------------------------
     from rlt_data.models import load_tokenizer
 
     tok = load_tokenizer(teacher)
     prompts = [protocol.render_teacher_prompt(tok, r["question"], r["solution"]) for r in rows]  # the fixed prompt texts
-    chunk_seed = derive_seed(0, 0)  # what the generate stage uses for chunk 0 of --seed 0: the same samples
+    # what the generate stage uses with --seed 0 (a seed per question): the same samples
     params = [SamplingParams(n=args.samples, temperature=0.7, top_p=1.0, top_k=0, max_tokens=args.max_new_tokens,
-                             seed=derive_seed(chunk_seed, i), skip_special_tokens=False) for i in range(len(rows))]
+                             seed=derive_seed(0, r["id"]), skip_special_tokens=False) for r in rows]
     cpu_engine = {} if args.gpu else {"enable_chunked_prefill": False}  # what rlt-data sets on CPU (vllm_backend._engine)
 
     def bare() -> float:
@@ -73,9 +74,9 @@ def main() -> None:
                                     max_new_tokens=args.max_new_tokens, chunk_size=len(rows), backend="vllm",
                                     dtype=engine.get("dtype", "auto"), max_model_len=engine.get("max_model_len"),
                                     enforce_eager=engine.get("enforce_eager", False))
-            store = RunStore(config.output)
+            store = RunStore(config.output).shard(0, 1)
             t0 = time.perf_counter()
-            pipeline.generate_stage(store, [rows], [0], config, vb, vb.options_from(config))
+            pipeline.generate_stage(store, [rows], config, vb, vb.options_from(config))
             seconds = time.perf_counter() - t0
             return seconds, store.read_chunk("generated", 0)
 

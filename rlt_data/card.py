@@ -97,6 +97,7 @@ def body(state: dict[str, Any]) -> str:
         f"| command | `rlt-data {state['command']}` |",
         f"| questions | {s['num_questions']} |",
         f"| chunks scored | {s['chunks_done']}{'' if state['complete'] else ' (partial run)'} |",
+        *([f"| shards finished | {s['shards_done']} |"] if state.get("num_shards", 1) > 1 else []),
         f"| candidates | {s['num_candidates']} |",
         f"| kept rows | {s['num_kept']} |",
         f"| reward of kept rows (mean / median) | {_fmt((s['reward_kept'] or {}).get('mean'))} / {_fmt((s['reward_kept'] or {}).get('median'))} |",

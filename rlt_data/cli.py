@@ -123,8 +123,10 @@ def _generate(config: GenerateConfig) -> None:
         pipeline.dry_run(config, typer.echo)
         return
     _setup_logging()
-    print_summary(pipeline.generate(config), config.output)
-    _after_run(config)
+    summary = pipeline.generate(config)
+    if summary is not None:  # None: one shard (--shard-index) or a Slurm job written
+        print_summary(summary, config.output)
+        _after_run(config)
 
 
 def _after_run(config: GenerateConfig) -> None:
@@ -139,7 +141,9 @@ def _score(config: ScoreConfig) -> None:
     from . import pipeline
 
     _setup_logging()
-    print_summary(pipeline.score(config), config.output)
+    summary = pipeline.score(config)
+    if summary is not None:
+        print_summary(summary, config.output)
 
 
 dataclass_command(
@@ -162,10 +166,35 @@ def select_command(
     max_student_tokens: Optional[int] = typer.Option(None, help="Drop training rows longer than this many student tokens."),
     max_shard_size: Optional[str] = typer.Option(None, help="Largest Parquet shard, e.g. 500MB."),
 ) -> None:
-    from . import pipeline
+    from .merge import reselect
 
     overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
-    print_summary(pipeline.reselect(output, overrides), output)
+    print_summary(reselect(output, overrides), output)
+
+
+@app.command(
+    "merge",
+    help="Merge the shards of a run (--shard-index jobs, Slurm arrays, several folders) into one dataset: checks every "
+    "done marker, the parameters and the schemas, selects, writes data/, sharegpt/, candidates/ and one card.",
+)
+@user_errors
+def merge_command(
+    folders: list[str] = typer.Argument(..., help="Run folder(s) holding the shards (.rlt/shards/...)."),
+    output: Optional[str] = typer.Option(None, help="Where the dataset goes (default: the first folder)."),
+    num_shards: Optional[int] = typer.Option(None, help="Which split to merge when a folder holds shards of several."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Merge the chunks scored so far; the card says the run is partial."),
+    keep: Optional[str] = typer.Option(None, help="best, top-k or all (default: as the shards were started with)."),
+    top_k: Optional[int] = typer.Option(None, help="Samples per question with --keep top-k."),
+    min_reward: Optional[float] = typer.Option(None, help="Drop samples whose reward is below this."),
+    max_student_tokens: Optional[int] = typer.Option(None, help="Drop training rows longer than this many student tokens."),
+    max_shard_size: Optional[str] = typer.Option(None, help="Largest Parquet shard, e.g. 500MB."),
+) -> None:
+    from .merge import merge_folders
+
+    _setup_logging()
+    overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
+    summary = merge_folders(folders, output, num_shards, allow_partial, overrides)
+    print_summary(summary, output or folders[0])
 
 
 @app.command("push-to-hub", help="Publish a run folder as a Hugging Face dataset repository (resumable).")
@@ -244,7 +273,7 @@ def evaluate_command(
     temperature: Optional[float] = typer.Option(None, help="Default: 0 (greedy) with 1 sample, 0.6 with more."),
     top_p: Optional[float] = typer.Option(None, help="Default: 1.0 with 1 sample, 0.95 with more."),
     max_new_tokens: int = typer.Option(32768, help="Longest response (SkyThought's max_tokens)."),
-    seed: int = typer.Option(0, help="Sampling seed (per chunk): reruns repeat the samples."),
+    seed: int = typer.Option(0, help="Sampling seed (with the question id, per question): reruns repeat the samples."),
     limit: Optional[int] = typer.Option(None, help="First N questions of each benchmark (smoke tests)."),
     system_prompt: str = typer.Option("stratos", help="stratos (the student's training prompt), none, or @FILE."),
     data: Optional[list[str]] = typer.Option(None, "--data", help="NAME=SOURCE: read a benchmark from another Hub id or a local file/folder (repeatable)."),

@@ -103,6 +103,20 @@ class ScoringOptions:
     max_shard_size: str = opt("500MB", "Largest Parquet shard, e.g. 500MB.", group="Input/output")
     overwrite: bool = opt(False, "Replace a run in --output made with other parameters.", group="Input/output")
     strict: bool = opt(False, "Fail on unusable rows instead of skipping and counting them.", group="Input/output")
+    num_shards: int = opt(1, "Split the run into N shards by question id (each shard its own files and a done marker; merged at the end).", group="Scale-out")
+    shard_index: int | None = opt(None, "Run only this shard (0..N-1) and do not merge: for jobs that others schedule; then `rlt-data merge`.", group="Scale-out")
+    executor: str = opt("local", "Who runs the shards: local (this machine; --data-parallel-size processes), ray (a Ray cluster) or slurm (writes an sbatch job array).", group="Scale-out")
+    ray_address: str | None = opt(None, "Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).", group="Scale-out")
+    max_retries: int = opt(3, "Ray: retries of a shard whose worker died; a retry resumes from its finished chunks.", group="Scale-out")
+    slurm_partition: str | None = opt(None, "Slurm: partition of the jobs.", group="Scale-out")
+    slurm_account: str | None = opt(None, "Slurm: account charged.", group="Scale-out")
+    slurm_time: str = opt("24:00:00", "Slurm: time limit per shard job; a job past it is requeued and resumes.", group="Scale-out")
+    slurm_gpus_per_task: int | None = opt(None, "Slurm: GPUs per shard job (default: --tensor-parallel-size).", group="Scale-out")
+    slurm_cpus_per_task: int = opt(8, "Slurm: CPUs per shard job.", group="Scale-out")
+    slurm_mem: str = opt("64G", "Slurm: memory per shard job.", group="Scale-out")
+    slurm_setup: str | None = opt(None, "Slurm: shell line(s) run first in every job, e.g. 'source /shared/venv/bin/activate'.", group="Scale-out")
+    slurm_max_parallel: int | None = opt(None, "Slurm: at most this many shard jobs at once (the job array's throttle).", group="Scale-out")
+    submit: bool = opt(False, "Slurm: submit the jobs with sbatch instead of printing the command.", group="Scale-out")
     dataset: str | None = opt(None, "Hub dataset id, or local .jsonl/.json/.parquet files or a folder of them.", group="Input/output")
     split: str = opt("train", "Dataset split (Hub datasets).", group="Input/output")
     subset: str | None = opt(None, "Dataset configuration name (Hub datasets).", group="Input/output")
@@ -164,6 +178,25 @@ class ScoringOptions:
         if self.vllm_args is not None:
             vllm_args_dict(self.vllm_args)
         self.reward(), self.selection(), parse_size(self.max_shard_size)
+        self.validate_scale_out()
+
+    def validate_scale_out(self) -> None:
+        from .executors import EXECUTORS
+        from .sharding import check_split
+
+        check_split(self.num_shards, self.shard_index)
+        if self.executor not in EXECUTORS:
+            raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.shard_index is not None and (self.executor != "local" or self.data_parallel_size > 1):
+            raise UserError("--shard-index runs one shard in this process: it goes with --executor local and --data-parallel-size 1")
+        if self.executor in ("ray", "slurm") and self.num_shards < 2:
+            raise UserError(f"--executor {self.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
+        if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1:
+            raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task and --slurm-max-parallel >= 1")
+
+    def shard_count(self) -> int:
+        """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""
+        return self.num_shards if self.num_shards > 1 or self.shard_index is not None else self.data_parallel_size
 
 
 @dataclass

@@ -365,9 +365,8 @@ def _run_benchmark(bench, items, params, config, tokenizer, system_prompt, sessi
             generator = session.get()
             batch = items[start : start + chunk]
             batch_prompts = prompts[start : start + chunk]
-            samples = generator.generate(
-                batch_prompts, _fit_context(generator, tokenizer, batch_prompts, sampling), derive_seed(config.seed, bench.name, start)
-            )
+            seeds = [derive_seed(config.seed, bench.name, item.id) for item in batch]
+            samples = generator.generate(batch_prompts, _fit_context(generator, tokenizer, batch_prompts, sampling), seeds)
             for item, group in zip(batch, samples):
                 verdicts = [check(bench.kind, s.text, item.answer) for s in group]
                 rows.append({

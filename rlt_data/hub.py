@@ -185,12 +185,14 @@ def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = prin
         raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
     if not state.get("complete"):
         if not opts.allow_partial:
-            done = sum(store.has_chunk("scored", i) for i in range(state["num_chunks"]))
+            from .merge import progress
+
+            done, total = progress(store, state)
             raise UserError(
-                f"{root} is incomplete ({done} of {state['num_chunks']} chunks scored): rerun the command that made it, "
+                f"{root} is incomplete ({done} of {total} chunks scored): rerun the command that made it, "
                 "or pass --allow-partial to publish what is done"
             )
-        from .pipeline import finalize_partial
+        from .merge import finalize_partial
 
         finalize_partial(root)
     check_schemas(root)

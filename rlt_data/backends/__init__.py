@@ -2,8 +2,10 @@
 
 A backend module provides two classes:
 
-- ``Generator(model, options)``: ``generate(prompts, sampling, seed) -> list[list[Sample]]``,
+- ``Generator(model, options)``: ``generate(prompts, sampling, seeds) -> list[list[Sample]]``,
   ``n`` samples per prompt, grouped with their prompt, in prompt order; ``close()``.
+  ``seeds``: one per prompt; a prompt's samples depend only on the prompt and its seed, not on
+  which prompts share the call (so a sharded run samples what a serial run samples).
   ``sampling.temperature == 0`` is greedy decoding.
 - ``Scorer(model, options)``: ``logprobs(requests, temperature) -> list[np.ndarray]``: for each
   request ``(token_ids, positions)`` the float32 log-probs ``log_softmax(logits[i-1] / T)[ids[i]]``
@@ -39,8 +41,8 @@ class Sample:
 
 
 def derive_seed(*parts: int) -> int:
-    """A 31-bit seed from ``parts`` (a run seed, a chunk, a request): distinct inputs give unrelated
-    seeds, so ``--seed 1`` is not ``--seed 0`` shifted by one request."""
+    """A 31-bit seed from ``parts`` (a run seed, a question id, ...): distinct inputs give unrelated
+    seeds, so ``--seed 1`` is not ``--seed 0`` shifted by one question."""
     import hashlib
 
     digest = hashlib.sha256(",".join(map(str, parts)).encode()).digest()

@@ -31,7 +31,7 @@ class Generator:
         self.eos_ids = eos_token_ids(model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> list[list[Sample]]:
+    def generate(self, prompts: list[str], sampling: SamplingConfig, seeds: list[int]) -> list[list[Sample]]:
         import torch
         from transformers import GenerationConfig
 
@@ -47,10 +47,15 @@ class Generator:
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
         )
-        torch.manual_seed(seed)
+        # Sampling draws from one global generator for the whole batch, so a prompt's samples would
+        # depend on its batch-mates: each prompt gets a call of its own (its n samples batched),
+        # seeded with its seed. Greedy decoding has no randomness: --batch-size prompts per call.
+        step = self.options.batch_size if greedy else 1
         results: list[list[Sample]] = []
-        for start in range(0, len(prompts), self.options.batch_size):
-            batch = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts[start : start + self.options.batch_size]]
+        for start in range(0, len(prompts), step):
+            if not greedy:
+                torch.manual_seed(seeds[start])
+            batch = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts[start : start + step]]
             width = max(map(len, batch))
             ids = torch.tensor([[self.pad_id] * (width - len(b)) + b for b in batch])  # left padding
             mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch])

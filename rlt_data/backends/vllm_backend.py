@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
-from . import Sample, SamplingConfig, derive_seed
+from . import Sample, SamplingConfig
 from .logprobs import default_budget_bytes, gather_logprobs
 
 log = logging.getLogger("rlt_data")
@@ -117,16 +117,16 @@ class Generator:
         self.llm = _engine(model, options, enable_prefix_caching=True)
         self.stop_ids = eos_token_ids(model, self.tokenizer)
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> list[list[Sample]]:
+    def generate(self, prompts: list[str], sampling: SamplingConfig, seeds: list[int]) -> list[list[Sample]]:
         from vllm import SamplingParams
 
         # The whole chunk in one call: the engine batches continuously across questions.
-        # A seed per request (vLLM seeds its n samples seed, seed+1, ...) makes the samples
-        # independent of batching, replicas and resumes.
+        # A seed per request (vLLM seeds its n samples from it) makes the samples independent of
+        # batching, shards and resumes.
         params = [
             SamplingParams(
                 n=sampling.num_samples, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, min_p=0.0,
-                repetition_penalty=1.0, max_tokens=sampling.max_new_tokens, seed=derive_seed(seed, i),
+                repetition_penalty=1.0, max_tokens=sampling.max_new_tokens, seed=seeds[i],
                 stop_token_ids=self.stop_ids, skip_special_tokens=False,
             )
             for i in range(len(prompts))

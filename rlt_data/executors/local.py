@@ -1,0 +1,98 @@
+"""Shards on this machine: in this process, or ``--data-parallel-size`` engine replicas.
+
+One replica runs every shard here, one after another. With ``--data-parallel-size K`` each shard
+runs in a process of its own (``python -m rlt_data.executors.local``; vLLM 0.32 refuses
+``LLM(data_parallel_size=K)`` in one process), ``K`` at a time, each on its own slice of the GPUs
+(``CUDA_VISIBLE_DEVICES``, ``--tensor-parallel-size`` GPUs each). When ``--num-shards`` is not
+given, ``K`` replicas split the run into ``K`` shards. Per-question seeds make the rows those of
+a one-process run, and a rerun resumes every shard from its finished chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from ..errors import UserError
+
+
+def _gpu_slices(world: int, per_replica: int) -> list[str] | None:
+    """Device lists for each replica, or None on a machine without CUDA GPUs."""
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except Exception:
+        count = 0
+    if count == 0:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = [d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(count)]
+    if world * per_replica > len(devices):
+        raise UserError(
+            f"--data-parallel-size {world} x --tensor-parallel-size {per_replica} needs {world * per_replica} GPUs; "
+            f"{len(devices)} are visible"
+        )
+    return [",".join(devices[r * per_replica : (r + 1) * per_replica]) for r in range(world)]
+
+
+def write_spec(config: Any, command: str, path) -> None:
+    """The options of a run as JSON, for a process that runs some of its shards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": command, "class": type(config).__name__, "config": dataclasses.asdict(config)}))
+
+
+def read_spec(path) -> tuple[Any, str]:
+    from .. import config as config_module
+
+    spec = json.loads(open(path, encoding="utf-8").read())
+    return getattr(config_module, spec["class"])(**spec["config"]), spec["command"]
+
+
+def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
+    from .. import pipeline
+    from ..shards import RunStore
+
+    world = min(config.data_parallel_size, count)
+    todo = [i for i in range(count) if RunStore(config.output).shard(i, count).read_done() is None]
+    if world <= 1:
+        for index in range(count):  # finished shards are cheap no-ops that refresh their marker
+            pipeline.run_shard(config, command, index, count, prepared)
+        return
+    slices = _gpu_slices(world, config.tensor_parallel_size)
+    spec = RunStore(config.output).state_dir / "replica-config.json"
+    write_spec(config, command, spec)
+    procs = []
+    for rank in range(world):
+        mine = todo[rank::world]
+        if not mine:
+            continue
+        env = dict(os.environ)
+        if slices is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slices[rank]
+        args = [sys.executable, "-m", "rlt_data.executors.local", str(spec), str(count), ",".join(map(str, mine))]
+        procs.append((mine, subprocess.Popen(args, env=env)))
+    failed = [(mine, p.wait()) for mine, p in procs]
+    failed = [(mine, code) for mine, code in failed if code != 0]
+    if failed:
+        shards = sorted(i for mine, _ in failed for i in mine)
+        raise UserError(f"replica(s) running shard(s) {shards} failed (exit codes {[c for _, c in failed]}); rerun the same command to resume")
+
+
+def main(argv: list[str]) -> int:
+    from .. import pipeline
+
+    config, command = read_spec(argv[0])
+    count, indices = int(argv[1]), [int(i) for i in argv[2].split(",")]
+    prepared = pipeline.prepare(config, command)
+    for index in indices:
+        pipeline.run_shard(config, command, index, count, prepared)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

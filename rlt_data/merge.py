@@ -1,0 +1,327 @@
+"""One dataset from a run's shards: check them, select, write ``data/``, ``sharegpt/``,
+``candidates/`` and one card.
+
+The merge is the last step of every run (a serial run is one shard) and ``rlt-data merge`` for
+shards that ran elsewhere (Slurm, by hand, on several folders). It refuses shards without their
+completion marker (unless partial), shards made with other parameters (naming the keys), chunk
+files of another schema and a question id in two shards. Rows are written in input order, as one
+machine would have written them, streaming: selection needs one chunk's scalar columns, and each
+shard contributes one batch of rows at a time, so memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import protocol, selection
+from .config import parse_size
+from .errors import UserError, first_line
+from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore, ShardStore
+
+# what selection reads of a candidate (the explanation only as "empty or not")
+SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
+IDENTITY_KEYS = ("format", "command", "generation", "scoring")
+BATCH_ROWS = 256
+
+
+@dataclass
+class MergeOptions:
+    """What the merge decides: selection and shard size (``rlt-data merge``'s and ``select``'s options)."""
+
+    keep: str = "best"
+    top_k: int = 1
+    min_reward: float | None = None
+    max_student_tokens: int | None = None
+    max_shard_size: str = "500MB"
+    allow_partial: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any) -> "MergeOptions":
+        return cls(config.keep, config.top_k, config.min_reward, config.max_student_tokens, config.max_shard_size)
+
+    def selection(self) -> selection.SelectionConfig:
+        config = selection.SelectionConfig(self.keep, self.top_k, self.min_reward, self.max_student_tokens)
+        config.validate()
+        return config
+
+
+# -- finding and checking shards ----------------------------------------------------------------
+def find_shards(sources: list[RunStore], count: int | None, partial: bool) -> tuple[int, list[ShardStore]]:
+    """The shards of one ``count``-way split across ``sources``: each present once and finished."""
+    counts = sorted({n for src in sources for n in src.shard_counts()})
+    where = ", ".join(str(src.root) for src in sources)
+    if count is None:
+        if not counts:
+            raise UserError(f"no rlt-data shards in {where}")
+        if len(counts) > 1:
+            raise UserError(f"{where} hold shards of several splits (--num-shards {', '.join(map(str, counts))}); pass --num-shards N")
+        count = counts[0]
+    found: list[ShardStore] = []
+    missing, unfinished = [], []
+    for i in range(count):
+        here = [s for s in (src.shard(i, count) for src in sources) if s.read_state() is not None]
+        if len(here) > 1:
+            raise UserError(f"shard {here[0].name} is in more than one folder ({', '.join(str(s.run_root) for s in here)})")
+        if not here:
+            missing.append(i)
+            continue
+        if here[0].read_done() is None:
+            unfinished.append(i)
+        found.append(here[0])
+    if (missing or unfinished) and not partial:
+        parts = [f"{len(missing)} missing ({_list(missing)})"] * bool(missing) + [f"{len(unfinished)} unfinished, no done.json ({_list(unfinished)})"] * bool(unfinished)
+        raise UserError(f"{where}: of {count} shards, {' and '.join(parts)}: run them (the same command resumes), or pass --allow-partial")
+    if not found:
+        raise UserError(f"{where}: no shard of {count} has started")
+    return count, found
+
+
+def _list(indices: list[int], most: int = 8) -> str:
+    return ", ".join(map(str, indices[:most])) + (", ..." if len(indices) > most else "")
+
+
+def check_params(shards: list[ShardStore]) -> list[dict]:
+    """Every shard made with the same generation and scoring parameters; returns their states."""
+    states = [s.read_state() for s in shards]
+    first = states[0]
+    flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"]}  # noqa: E731
+    for shard, state in zip(shards[1:], states[1:]):
+        a, b = flat(first), flat(state)
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if keys:
+            raise UserError(f"shard {shard.name} ({shard.run_root}) was made with other parameters than shard {shards[0].name}: "
+                            f"{', '.join(keys)}; rerun it with the same options (--overwrite redoes it)")
+    return states
+
+
+def scored_chunks(shards: list[ShardStore], states: list[dict]) -> tuple[list[list[int]], int]:
+    """Per shard, its scored chunk indices; and the number of chunks of the shards found."""
+    done = [[i for i in range(st["num_chunks"]) if s.has_chunk("scored", i)] for s, st in zip(shards, states)]
+    return done, sum(st["num_chunks"] for st in states)
+
+
+def progress(store: RunStore, state: dict[str, Any]) -> tuple[int, int]:
+    """(chunks scored, chunks) of a merged run's shards, counted on disk now (``push-to-hub``'s refusal)."""
+    count = state["num_shards"]
+    shards = [s for src in run_sources(store, state) for s in src.shards_present(count)]
+    done, total = scored_chunks(shards, [s.read_state() for s in shards])
+    return sum(map(len, done)), total
+
+
+def run_sources(store: RunStore, state: dict[str, Any]) -> list[RunStore]:
+    return [store if p == "." else RunStore(p) for p in state.get("shard_sources", ["."])]
+
+
+# -- rows in input order --------------------------------------------------------------------------
+def _read(shard: ShardStore, index: int, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return shard.read_chunk_table("scored", index, columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{shard.chunk_path('scored', index)} cannot be read as a scored chunk: {first_line(exc)}")
+
+
+def _stream(shard: ShardStore, chunks: list[int], sel: selection.SelectionConfig) -> Iterator[tuple[tuple[int, int], dict]]:
+    """The shard's candidates with their status, in input order (its chunks follow the input)."""
+    schema = SCHEMAS["scored"]
+    for i in chunks:
+        scalars = _read(shard, i, SELECTION_COLUMNS).to_pylist()
+        for c in scalars:
+            c["explanation"] = "x" if c["explanation"].strip() else ""
+        statuses = selection.select(scalars, sel)
+        del scalars
+        offset = 0
+        for rows in _batches(shard, i, schema):
+            for k, row in enumerate(rows):
+                row["status"] = statuses[offset + k]
+                yield (row["row_index"], row["sample_index"]), row
+            offset += len(rows)
+
+
+def _batches(shard: ShardStore, index: int, schema: pa.Schema) -> Iterator[list[dict]]:
+    path = shard.chunk_path("scored", index)
+    batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            rows = pa.Table.from_batches([batch]).select(schema.names).cast(schema).to_pylist()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, ValueError) as exc:
+            raise UserError(f"{path} cannot be read as a scored chunk: {first_line(exc)}")
+        yield rows
+
+
+def _data_row(c: dict) -> dict:
+    """A row of config ``default`` (``data/``): ``messages`` is the scored student context, system turn first."""
+    return {
+        "id": c["id"], "question": c["question"], "solution": c["solution"], "explanation": c["explanation"],
+        "messages": protocol.training_messages(c["question"], c["explanation"], c["solution"]),
+        "sample_index": c["sample_index"], "num_explanation_tokens": c["num_think_tokens"],
+        **{name: c[name] for name, _ in SCORE_FIELDS},
+    }
+
+
+def _sharegpt_row(c: dict) -> dict:
+    """The same row in config ``sharegpt`` (``sharegpt/``): Bespoke-Stratos ``system`` + ``conversations``."""
+    return {
+        "id": c["id"], "system": protocol.student_system_prompt(),
+        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    q = np.quantile(np.asarray(values, dtype=np.float64), [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1])
+    return {"mean": float(np.mean(values)), **dict(zip(("min", "p10", "p25", "median", "p75", "p90", "max"), map(float, q)))}
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.rewards_all: list[float] = []
+        self.rewards_kept: list[float] = []
+        self.candidates = self.kept = self.completion_tokens = self.kept_tokens = 0
+        self.owner: dict[str, int] = {}
+
+    def add(self, row: dict, shard: int) -> None:
+        if self.owner.setdefault(row["id"], shard) != shard:
+            raise UserError(f"question id {row['id']!r} is in two shards ({self.owner[row['id']]} and {shard}): "
+                            "the shards come from different inputs or splits")
+        self.statuses[row["status"]] += 1
+        self.candidates += 1
+        self.completion_tokens += row["num_completion_tokens"] or 0
+        if row["reward"] is not None:
+            self.rewards_all.append(row["reward"])
+        if row["status"] == "kept":
+            self.kept += 1
+            self.rewards_kept.append(row["reward"])
+            self.kept_tokens += row["student_context_tokens"] or 0
+
+
+# -- the merge ------------------------------------------------------------------------------------
+def merge(output: RunStore, sources: list[RunStore], count: int | None, options: MergeOptions,
+          extra_card: dict[str, Any] | None = None, partial: bool | None = None) -> dict[str, Any]:
+    """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json."""
+    from . import card
+
+    partial = options.allow_partial if partial is None else partial
+    sel, max_bytes = options.selection(), parse_size(options.max_shard_size)
+    count, shards = find_shards(sources, count, partial)
+    states = check_params(shards)
+    done, total_chunks = scored_chunks(shards, states)
+    if not any(done):
+        raise UserError(f"{', '.join(str(s.root) for s in sources)}: no chunk is scored yet; nothing to publish")
+    finished = sum(s.read_done() is not None for s in shards)
+    complete = finished == count and all(len(d) == st["num_chunks"] for d, st in zip(done, states))
+    if not complete and not partial:
+        raise UserError(f"{output.root}: {total_chunks - sum(map(len, done))} of {total_chunks} chunks are not scored yet; rerun the command")
+    schemas = {"default": DATA_SCHEMA, "sharegpt": SHAREGPT_SCHEMA, "candidates": CANDIDATES_SCHEMA}
+    writers = {name: output.shard_writer(SPLIT_FOLDERS[name], schema, max_bytes) for name, schema in schemas.items()}
+    totals = _Totals()
+    buffer: list[dict] = []
+
+    def flush() -> None:
+        kept = [c for c in buffer if c["status"] == "kept"]
+        writers["candidates"].write(pa.Table.from_pylist(buffer, schema=CANDIDATES_SCHEMA))
+        writers["default"].write(pa.Table.from_pylist([_data_row(c) for c in kept], schema=DATA_SCHEMA))
+        writers["sharegpt"].write(pa.Table.from_pylist([_sharegpt_row(c) for c in kept], schema=SHAREGPT_SCHEMA))
+        buffer.clear()
+
+    streams = [
+        ((key, shard.index, row) for key, row in _stream(shard, chunks, sel))
+        for shard, chunks in zip(shards, done)
+    ]
+    try:
+        for _, index, row in heapq.merge(*streams, key=lambda t: t[0]):
+            totals.add(row, index)
+            buffer.append(row)
+            if len(buffer) >= BATCH_ROWS:
+                flush()
+        flush()
+    except BaseException:  # an error or an interrupt: the published shards stay as they were
+        for writer in writers.values():
+            writer.abort()
+        raise
+    files = {name: writer.close() for name, writer in writers.items()}
+    first = states[0]
+    summary = {
+        "num_questions": sum(st["num_rows"] for st in states),
+        "num_candidates": totals.candidates,
+        "num_kept": totals.kept,
+        "status_counts": selection.count(totals.statuses),
+        "skipped_rows": first["skipped_rows"],
+        "reward_all": _stats(totals.rewards_all),
+        "reward_kept": _stats(totals.rewards_kept),
+        "completion_tokens": int(totals.completion_tokens),
+        "kept_student_tokens": int(totals.kept_tokens),
+        "data_files": files["default"],
+        "sharegpt_files": files["sharegpt"],
+        "candidate_files": files["candidates"],
+        "chunks_done": f"{sum(map(len, done))}/{total_chunks}",
+        "shards_done": f"{finished}/{count}",
+    }
+    state = {
+        "format": first["format"], "command": first["command"], "generation": first["generation"], "scoring": first["scoring"],
+        "num_rows": summary["num_questions"], "num_input_rows": first["num_input_rows"], "skipped_rows": first["skipped_rows"],
+        "schema": first["schema"], "num_shards": count, "num_chunks": total_chunks,
+        "shard_sources": ["." if Path(src.root).resolve() == Path(output.root).resolve() else str(Path(src.root).resolve()) for src in sources],
+        "complete": complete, "selection": asdict(sel), "max_shard_size": options.max_shard_size, "summary": summary,
+        "card_extra": extra_card or {"backend": first.get("backend")},
+        "rlt_data_version": first["rlt_data_version"],
+    }
+    card.write_card(output, state, schemas)
+    output.write_state(state)
+    return summary
+
+
+def merge_folders(folders: list[str], output: str | None, count: int | None, allow_partial: bool,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+    """``rlt-data merge DIR...``: the shards of every folder into ``output`` (default: the first folder).
+    Selection and shard size: as the shards were started with, unless ``overrides`` says otherwise."""
+    sources = [RunStore(f) for f in folders]
+    for src in sources:
+        if not src.root.is_dir():
+            raise UserError(f"{src.root} is not a folder")
+    target = RunStore(output or folders[0])
+    if target.root.exists() and not target.root.is_dir():
+        raise UserError(f"--output {target.root} is a file, not a folder")
+    count, shards = find_shards(sources, count, allow_partial)
+    first = shards[0].read_state()
+    values = {**first["selection"], "max_shard_size": first["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}}
+    return merge(target, sources, count, MergeOptions(**values, allow_partial=allow_partial))
+
+
+def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:
+    store = RunStore(output)
+    state = store.read_state()
+    if state is None:
+        hint = "; its shards are not merged yet: rlt-data merge DIR" if store.shard_counts() else ""
+        raise UserError(f"{store.root} is not an rlt-data run (no .rlt/run.json){hint}")
+    return store, state
+
+
+def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``rlt-data select``: re-apply selection to a merged run; nothing is recomputed.
+
+    Selection options not given take their defaults, as in ``generate``: the result depends only
+    on the run's candidates and this call's options.
+    """
+    store, state = _state(output)
+    values = {"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}}
+    return merge(store, run_sources(store, state), state["num_shards"], MergeOptions(**values), partial=False)
+
+
+def finalize_partial(output: str | Path) -> dict[str, Any]:
+    """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
+    store, state = _state(output)
+    options = MergeOptions(**state["selection"], max_shard_size=state["max_shard_size"], allow_partial=True)
+    return merge(store, run_sources(store, state), state["num_shards"], options)

@@ -1,0 +1,42 @@
+"""The shard contract: which questions a shard owns, and what identifies its work.
+
+Shard ``i`` of ``N`` owns the questions whose id hashes to ``i`` (``shard_of``): every sample of
+a question lands in one shard, and the split depends on the ids alone, not on where a loader puts
+the rows, so re-reading or reordering the input changes nothing. A shard writes only its own
+folder (``shards.ShardStore``) and its completion marker last; a question's samples are seeded by
+its id (``backends.derive_seed(seed, id)``), so they are the same whichever shard, chunk or
+machine draws them. ``merge.py`` turns the shards into one dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .errors import UserError
+
+
+def shard_of(row_id: str, count: int) -> int:
+    """The shard (0..count-1) that owns the question ``row_id``."""
+    if count == 1:
+        return 0
+    digest = hashlib.sha256(row_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") % count
+
+
+def own_rows(rows: list[dict], index: int, count: int) -> list[dict]:
+    """The rows of shard ``index``, in input order, each with its ``row_index`` (position in the input)."""
+    return [{**row, "row_index": k} for k, row in enumerate(rows) if shard_of(row["id"], count) == index]
+
+
+def ids_digest(rows: list[dict], ordered: bool) -> str:
+    """A fingerprint of the rows' ids: ``ordered=False`` for the input as a set (what every shard of
+    a run must agree on), ``True`` for one shard's chunking (a reordered input chunks differently)."""
+    ids = [r["id"] for r in rows]
+    return hashlib.sha256("\n".join(ids if ordered else sorted(ids)).encode()).hexdigest()[:16]
+
+
+def check_split(num_shards: int, shard_index: int | None) -> None:
+    if num_shards < 1:
+        raise UserError("--num-shards must be at least 1")
+    if shard_index is not None and not 0 <= shard_index < num_shards:
+        raise UserError(f"--shard-index must be in 0..{num_shards - 1} (--num-shards {num_shards}), not {shard_index}")

@@ -1,0 +1,160 @@
+"""Sharded runs: the shard contract, `rlt-data merge`, and the Slurm job, against a serial run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from rlt_data import sharding, toy
+from rlt_data.cli import app
+from conftest import write_jsonl
+
+runner = CliRunner()
+FOLDERS = ("data", "sharegpt", "candidates")
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def read(folder: Path) -> list[dict]:
+    return pq.read_table(sorted(folder.glob("*.parquet"))).to_pylist()
+
+
+def args(models, dataset, output, *extra):
+    return ["generate", "--teacher", models["teacher"], "--student", models["student"], "--dataset", dataset,
+            "--output", output, "--num-samples", "2", "--max-new-tokens", "60", "--chunk-size", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def serial(toy_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sharding")
+    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(7, seed=41)])
+    result = invoke(*args(toy_models, dataset, root / "serial"))
+    assert result.exit_code == 0, result.output
+    return root, dataset
+
+
+def same_as_serial(serial_root: Path, out: Path) -> None:
+    for folder in FOLDERS:
+        assert read(out / folder) == read(serial_root / "serial" / folder), folder
+    card = (out / "README.md").read_text()
+    assert "| questions | 7 |" in card and "| candidates | 14 |" in card
+
+
+def test_split_is_by_id_alone():
+    ids = [f"q{i}" for i in range(500)]
+    owners = [sharding.shard_of(i, 7) for i in ids]
+    assert set(owners) == set(range(7))  # every shard gets work
+    assert [sharding.shard_of(i, 7) for i in reversed(ids)] == owners[::-1]  # order does not matter
+    rows = [{"id": i} for i in ids]
+    parts = [sharding.own_rows(rows, k, 7) for k in range(7)]
+    assert sorted(r["id"] for p in parts for r in p) == sorted(ids)  # a partition: nothing lost or twice
+    assert all(p == sorted(p, key=lambda r: r["row_index"]) for p in parts)  # input order within a shard
+
+
+def test_a_prompt_samples_the_same_alone_or_batched(toy_models):
+    from rlt_data import protocol
+    from rlt_data.backends import SamplingConfig, derive_seed
+    from rlt_data.backends import transformers_backend as hf
+
+    gen = hf.Generator(toy_models["teacher"], hf.Options(device="cpu", dtype="float32", batch_size=8))
+    rows = toy.toy_rows(3, seed=8)
+    prompts = [protocol.render_teacher_prompt(gen.tokenizer, r["question"], r["solution"]) for r in rows]
+    sampling = SamplingConfig(num_samples=2, temperature=1.5, max_new_tokens=40)
+    seeds = [derive_seed(0, r["id"]) for r in rows]
+    together = gen.generate(prompts, sampling, seeds)
+    alone = gen.generate(prompts[2:], sampling, seeds[2:])
+    other = gen.generate(prompts[2:], sampling, [derive_seed(1, rows[2]["id"])])
+    gen.close()
+    texts = lambda groups: [[s.text for s in g] for g in groups]  # noqa: E731
+    assert texts(alone) == texts(together)[2:]
+    assert texts(other) != texts(alone)
+
+
+@pytest.mark.slow
+def test_shards_in_any_order_then_merge_equal_a_serial_run(serial, toy_models):
+    root, dataset = serial
+    out = root / "sharded"
+    for index in (2, 0, 1, 2):  # any order, one shard twice
+        result = invoke(*args(toy_models, dataset, out, "--num-shards", "3", "--shard-index", index))
+        assert result.exit_code == 0, result.output
+    assert not (out / "data").exists()  # a shard writes only its own files
+    assert sorted(p.name for p in (out / ".rlt" / "shards").iterdir()) == [f"0000{i}-of-00003" for i in range(3)]
+    assert all((out / ".rlt" / "shards" / f"0000{i}-of-00003" / "done.json").is_file() for i in range(3))
+    merged = invoke("merge", out)
+    assert merged.exit_code == 0, merged.output
+    same_as_serial(root, out)
+    state = json.loads((out / ".rlt" / "run.json").read_text())
+    assert state["num_shards"] == 3 and state["complete"] and state["summary"]["shards_done"] == "3/3"
+    assert invoke("select", out).exit_code == 0  # select works on a merged run
+    same_as_serial(root, out)
+
+    # merge from several folders: shards copied apart, merged into a third folder
+    a, b = root / "node-a", root / "node-b"
+    for dest, shards in ((a, (0, 2)), (b, (1,))):
+        for i in shards:
+            shutil.copytree(out / ".rlt" / "shards" / f"0000{i}-of-00003", dest / ".rlt" / "shards" / f"0000{i}-of-00003")
+    assert invoke("merge", a, b, "--output", root / "together").exit_code == 0
+    same_as_serial(root, root / "together")
+
+
+@pytest.mark.slow
+def test_merge_refuses_missing_markers_and_other_parameters(serial, toy_models):
+    root, dataset = serial
+    out = root / "refusals"
+    for index in (0, 1):
+        assert invoke(*args(toy_models, dataset, out, "--num-shards", "3", "--shard-index", index)).exit_code == 0
+    missing = invoke("merge", out)
+    assert missing.exit_code == 2 and "1 missing (2)" in missing.output and "--allow-partial" in missing.output
+
+    other = invoke(*args(toy_models, dataset, out, "--num-shards", "3", "--shard-index", 2, "--temperature", "0.9"))
+    assert other.exit_code == 0, other.output  # a shard alone cannot know what its siblings used
+    refused = invoke("merge", out)
+    assert refused.exit_code == 2 and "other parameters" in refused.output and "temperature" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+
+    redo = invoke(*args(toy_models, dataset, out, "--num-shards", "3", "--shard-index", 2, "--overwrite"))
+    assert redo.exit_code == 0, redo.output
+    (out / ".rlt" / "shards" / "00001-of-00003" / "done.json").unlink()
+    unfinished = invoke("merge", out)
+    assert unfinished.exit_code == 2 and "1 unfinished" in unfinished.output
+    partial = invoke("merge", out, "--allow-partial")
+    assert partial.exit_code == 0, partial.output
+    assert "(partial run)" in (out / "README.md").read_text()
+    assert invoke("merge", root / "nowhere").exit_code == 2
+
+
+@pytest.mark.slow
+def test_slurm_job_array_then_merge_equals_a_serial_run(serial, toy_models):
+    root, dataset = serial
+    out = root / "slurm-run"
+    written = invoke(*args(toy_models, dataset, out, "--num-shards", "2", "--executor", "slurm", "--slurm-partition", "gpu",
+                           "--slurm-setup", "export RLT_TEST_SETUP=1"))
+    assert written.exit_code == 0, written.output
+    jobs = out / "slurm"
+    assert "bash " in written.output and str(jobs / "submit.sh") in written.output
+    for name in ("shards.sbatch", "merge.sbatch", "submit.sh"):
+        assert subprocess.run(["bash", "-n", jobs / name]).returncode == 0, name
+    script = (jobs / "shards.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --requeue" in script and "#SBATCH --partition=gpu" in script
+    assert "#SBATCH --gres=gpu:1" in script  # GPUs per shard: --tensor-parallel-size
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    for task in range(2):  # what Slurm does: each array task with its id, one after another here
+        done = subprocess.run(["bash", jobs / "shards.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": str(task),
+                              "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_JOB_ID": "7"}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert not (out / "data").exists()
+    merged = subprocess.run(["bash", jobs / "merge.sbatch"], env=env, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    same_as_serial(root, out)
+    wrong = subprocess.run(["bash", jobs / "shards.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3"},
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "3 tasks" in wrong.stderr
