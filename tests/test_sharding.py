@@ -158,3 +158,64 @@ def test_slurm_job_array_then_merge_equals_a_serial_run(serial, toy_models):
     wrong = subprocess.run(["bash", jobs / "shards.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3"},
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "3 tasks" in wrong.stderr
+
+
+def _shard_workers() -> list[int]:
+    """PIDs of Ray workers running a shard now (Ray titles a worker by its task: ray::_run_shard)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"ray::_run_shard"):
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_ray_two_nodes_a_killed_worker_resumes_and_rows_equal_a_serial_run(serial, toy_models, monkeypatch):
+    import signal
+    import threading
+    import time
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    root, dataset = serial
+    out = root / "ray-run"
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    node = {"num_cpus": 1, "num_gpus": 0, "object_store_memory": 80 * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    killed: dict = {}
+
+    def kill_one_worker_mid_shard() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            finished = sorted((out / ".rlt" / "shards").glob("*/generated/chunk-*.parquet"))
+            workers = _shard_workers()
+            if finished and workers:
+                killed["chunks"] = {p: p.stat().st_mtime_ns for p in finished}
+                os.kill(workers[0], signal.SIGKILL)
+                killed["pid"] = workers[0]
+                return
+            time.sleep(0.05)
+
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        killer = threading.Thread(target=kill_one_worker_mid_shard, daemon=True)
+        killer.start()
+        result = invoke(*args(toy_models, dataset, out, "--num-shards", "2", "--executor", "ray", "--max-retries", "2"))
+        killer.join()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert result.exit_code == 0, result.output
+    assert "pid" in killed, "no worker was killed: the shards finished first"
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in killed["chunks"].items())  # resumed, not redone
+    same_as_serial(root, out)
+    assert all((out / ".rlt" / "shards" / f"0000{i}-of-00002" / "done.json").is_file() for i in range(2))
