@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -120,6 +121,9 @@ def body(state: dict[str, Any]) -> str:
     for label, key in (("all scored candidates", "reward_all"), ("kept rows", "reward_kept")):
         stats = s[key] or {}
         lines.append(f"| {label} | " + " | ".join(_fmt(stats.get(k)) for k in ("mean", "min", "p10", "p25", "median", "p75", "p90", "max")) + " |")
+    if s.get("plots"):
+        lines += ["", "Grey: every scored candidate; blue: the kept rows.", ""]
+        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in s["plots"]]
     lines += [
         "",
         "## Parameters",

@@ -85,7 +85,8 @@ class ScoringOptions:
     top_k: int = opt(1, "How many samples per question --keep top-k keeps.", group="Selection")
     min_reward: float | None = opt(None, "Drop samples whose reward is below this.", group="Selection")
     max_student_tokens: int | None = opt(None, "Drop samples whose training row is longer than this many student tokens.", group="Selection")
-    backend: str | None = opt(None, "transformers or vllm (default: vllm when importable and a GPU is present).", group="Engine")
+    backend: str | None = opt(None, "transformers, vllm or dummy (hash-derived text and log-probs, for plumbing tests), for generation and scoring (default: vllm when importable and a GPU is present).", group="Engine")
+    score_backend: str | None = opt(None, "Backend of the scoring stages only (default: --backend).", group="Engine")
     device: str = opt("auto", "Torch device for the transformers backend (auto: cuda if available).", group="Engine")
     dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.", group="Engine")
     batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.", group="Engine")
@@ -194,6 +195,12 @@ class ScoringOptions:
         if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1:
             raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task and --slurm-max-parallel >= 1")
 
+    def backend_for(self, role: str) -> str:
+        """The backend of a stage: ``generate`` or ``score``."""
+        from .backends import default_backend
+
+        return getattr(self, f"{role}_backend", None) or self.backend or default_backend()
+
     def shard_count(self) -> int:
         """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""
         return self.num_shards if self.num_shards > 1 or self.shard_index is not None else self.data_parallel_size
@@ -209,6 +216,7 @@ class GenerateConfig(ScoringOptions):
     top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).", group="Generation")
     max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.", group="Generation")
     seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.", group="Generation")
+    generate_backend: str | None = opt(None, "Backend of the generation stage only (default: --backend).", group="Engine")
     push_to_hub: str | None = opt(None, "Push the finished run to this Hub dataset repo (token from HF_TOKEN or `hf auth login`).", group="Input/output")
     private: bool = opt(False, "With --push-to-hub: create the repo private.", group="Input/output")
     preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", group="Input/output")

@@ -86,6 +86,7 @@ def _hash(path: Path) -> tuple[str, str]:
 
 def local_files(root: Path) -> list[LocalFile]:
     paths = [p for folder in SPLIT_FOLDERS.values() for p in sorted((root / folder).glob("*.parquet"))]
+    paths += sorted((root / "plots").glob("*.png"))  # the card's pictures
     paths.append(root / "README.md")
     out = []
     for p in paths:

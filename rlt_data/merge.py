@@ -189,6 +189,8 @@ class _Totals:
         self.statuses: Counter[str] = Counter()
         self.rewards_all: list[float] = []
         self.rewards_kept: list[float] = []
+        self.lengths_all: list[int] = []
+        self.lengths_kept: list[int] = []
         self.candidates = self.kept = self.completion_tokens = self.kept_tokens = 0
         self.owner: dict[str, int] = {}
 
@@ -201,9 +203,11 @@ class _Totals:
         self.completion_tokens += row["num_completion_tokens"] or 0
         if row["reward"] is not None:
             self.rewards_all.append(row["reward"])
+            self.lengths_all.append(row["num_think_tokens"])
         if row["status"] == "kept":
             self.kept += 1
             self.rewards_kept.append(row["reward"])
+            self.lengths_kept.append(row["num_think_tokens"])
             self.kept_tokens += row["student_context_tokens"] or 0
 
 
@@ -252,6 +256,10 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
             writer.abort()
         raise
     files = {name: writer.close() for name, writer in writers.items()}
+    from .plots import write_plots
+
+    plots = write_plots(output.root, {"reward": (totals.rewards_all, totals.rewards_kept),
+                                      "explanation_tokens": (totals.lengths_all, totals.lengths_kept)})
     first = states[0]
     summary = {
         "num_questions": sum(st["num_rows"] for st in states),
@@ -268,6 +276,7 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
         "candidate_files": files["candidates"],
         "chunks_done": f"{sum(map(len, done))}/{total_chunks}",
         "shards_done": f"{finished}/{count}",
+        "plots": plots,
     }
     state = {
         "format": first["format"], "command": first["command"], "generation": first["generation"], "scoring": first["scoring"],

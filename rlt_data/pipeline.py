@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any, Callable
 
 from . import __version__, protocol, scoring, sharding, sources
-from .backends import default_backend, derive_seed, load_backend
+from .backends import derive_seed, load_backend
 from .config import GenerateConfig, ScoreConfig, ScoringOptions
 from .errors import UserError
 from .shards import SCORE_FIELDS, SPLIT_FOLDERS, RunStore, ShardStore
@@ -44,10 +44,16 @@ def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _backend_options(config: ScoringOptions):
-    name = config.backend or default_backend()
-    module = load_backend(name)
-    return name, module, module.options_from(config)
+def _backend_options(config: ScoringOptions, role: str):
+    module = load_backend(config.backend_for(role))
+    return module, module.options_from(config)
+
+
+def backend_names(config: ScoringOptions, command: str) -> str:
+    """What the card records: one name, or ``generate: A, score: B``."""
+    score = config.backend_for("score")
+    generate = config.backend_for("generate") if command == "generate" else score
+    return score if generate == score else f"generate: {generate}, score: {score}"
 
 
 def scoring_params(config: ScoringOptions) -> dict[str, Any]:
@@ -89,6 +95,14 @@ def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStor
     return store
 
 
+def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, generation: dict) -> bool:
+    """Finished with these parameters: an executor need not start it again (other scoring
+    parameters make a finished shard rescore, so it is not done)."""
+    state = shard.read_state()
+    return (shard.read_done() is not None and state is not None and state["command"] == command
+            and state["generation"] == generation and state["scoring"] == scoring_params(config))
+
+
 def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
     """Write the shard's parameters; a shard made with other generation parameters is refused
     (or, with --overwrite, redone); other scoring parameters clear its scores only."""
@@ -127,7 +141,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         # what the merge uses unless it is told otherwise
         "selection": asdict(config.selection()),
         "max_shard_size": config.max_shard_size,
-        "backend": config.backend or default_backend(),
+        "backend": backend_names(config, command),
         "rlt_data_version": __version__,
     })
 
@@ -279,9 +293,8 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
     shard = RunStore(config.output).shard(index, count)
     open_shard(shard, config, command, rows, own, generation)
     chunks = _chunks(own, config.chunk_size)
-    _, backend, options = _backend_options(config)
     if command == "generate":
-        generate_stage(shard, chunks, config, backend, options)
+        generate_stage(shard, chunks, config, *_backend_options(config, "generate"))
     else:  # score: the given explanations stand in for generations
         for i, chunk in enumerate(chunks):
             if not shard.has_chunk("generated", i):
@@ -290,6 +303,7 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
                      "num_completion_tokens": None}
                     for r in chunk
                 ])
+    backend, options = _backend_options(config, "score")
     teacher_stage(shard, len(chunks), config, backend, options)
     student_stage(shard, len(chunks), config, backend, options)
     done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
@@ -302,7 +316,8 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     from . import merge
 
     prepared = prepare(config, command)
-    load_backend(config.backend or default_backend())  # fail early, with one line, if the backend cannot load
+    for role in ("generate", "score"):
+        load_backend(config.backend_for(role))  # fail early, with one line, if a backend cannot load
     count = config.shard_count()
     if config.shard_index is not None:  # one shard of a run that others (Slurm, by hand) run too
         done = run_shard(config, command, config.shard_index, count, prepared)

@@ -6,6 +6,7 @@ A run folder is a Hub dataset repository plus a hidden work area::
     DIR/data/train-00000-of-0000N.parquet      the distillation set (kept rows), `messages` (config default)
     DIR/sharegpt/train-00000-of-0000N.parquet  the same rows as `system` + `conversations` (config sharegpt)
     DIR/candidates/train-00000-of-0000N.parquet every sample with its status and scores
+    DIR/plots/{reward,explanation_tokens}.png  the card's histograms
     DIR/.rlt/run.json                          parameters, counts, completeness (written by the merge)
     DIR/.rlt/shard.json, DIR/.rlt/done.json    a one-shard run: its parameters, and its completion marker
     DIR/.rlt/<stage>/chunk-00000.parquet       one file per finished chunk and stage
@@ -181,7 +182,7 @@ class RunStore:
 
     def wipe(self) -> None:
         """Remove everything a run writes (and nothing else) from the folder."""
-        for name in (STATE_DIR, *SPLIT_FOLDERS.values()):
+        for name in (STATE_DIR, *SPLIT_FOLDERS.values(), "plots"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         (self.root / "README.md").unlink(missing_ok=True)
 

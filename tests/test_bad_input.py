@@ -107,6 +107,19 @@ CASES = {
     "generate-tensor-parallel-zero": (GEN + ["--tensor-parallel-size", "0"], "--tensor-parallel-size"),
     "generate-vllm-args-not-json": (GEN + ["--vllm-args", "not json"], "--vllm-args"),
     "generate-push-to-hub-bad-repo": (GEN + ["--push-to-hub", "a/b/c"], "repo id"),
+    # generate: shards and executors
+    "generate-num-shards-zero": (GEN + ["--num-shards", "0"], "--num-shards"),
+    "generate-shard-index-out-of-range": (GEN + ["--num-shards", "2", "--shard-index", "2"], "--shard-index must be in 0..1"),
+    "generate-executor-unknown": (GEN + ["--executor", "kubernetes"], "--executor"),
+    "generate-executor-ray-one-shard": (GEN + ["--executor", "ray"], "--num-shards"),
+    "generate-shard-index-with-replicas": (GEN + ["--num-shards", "2", "--shard-index", "0", "--data-parallel-size", "2"], "--shard-index"),
+    "generate-slurm-cpus-zero": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-cpus-per-task", "0"], "--slurm-cpus-per-task"),
+    # merge
+    "merge-missing-folder": (["merge", "{TMP}/missing"], "not a folder"),
+    "merge-no-shards": (["merge", "{TMP}"], "no rlt-data shards"),
+    "merge-keep-unknown": (["merge", "{RUN}", "--keep", "worst"], "keep"),
+    "merge-output-is-a-file": (["merge", "{RUN}", "--output", "{TMP}/afile"], "not a folder"),
+    "merge-num-shards-absent": (["merge", "{RUN}", "--num-shards", "4"], "of 4 shards"),
     # score
     "score-student-missing": (["score", "--dataset", "{D}", "--kl-coefs", "0,0", "--output", "{TMP}/out"], "--student is required"),
     "score-needs-teacher": (["score", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"], "--teacher"),
@@ -219,7 +232,7 @@ def test_bad_input(name, toy_models, toy_set, toy_run, tmp_path, capsys):
 
 def test_table_covers_every_command():
     commands = {argv[0] for argv, _ in CASES.values()}
-    assert commands == {"generate", "score", "select", "push-to-hub", "export", "evaluate", "train", "train-teacher"}
+    assert commands == {"generate", "score", "select", "merge", "push-to-hub", "export", "evaluate", "train", "train-teacher"}
     assert len(CASES) >= 40
 
 

