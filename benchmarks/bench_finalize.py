@@ -27,17 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_run(root: Path, questions: int, samples: int, completion_bytes: int, chunk_size: int, shards: int) -> None:
     """A finished run of ``shards`` shards (as ``generate --num-shards`` leaves it, before the merge)."""
-    import pyarrow as pa
 
     from rlt_data import __version__
-    from rlt_data.pipeline import GENERATION_KEYS, STATE_FORMAT
+    from rlt_data.pipeline import STATE_FORMAT
+    from rlt_data.stages.generate import Generate
     from rlt_data.sharding import shard_of
-    from rlt_data.shards import SCHEMAS, RunStore, write_parquet
+    from rlt_data.shards import RunStore
 
     store = RunStore(root)
     rng = random.Random(0)
     words = [f"w{k}" for k in range(5000)]
-    generation = {k: None for k in GENERATION_KEYS} | {
+    # a pool of random texts, drawn from per row: writing 68k x 4 rows of fresh text would take longer than the merge
+    pool = [" ".join(rng.choice(words) for _ in range(completion_bytes // 6))[:completion_bytes] for _ in range(256)]
+    generation = {k: None for k in Generate.KEYS} | {
         "teacher": "synthetic", "dataset": "synthetic", "split": "train", "num_samples": samples, "temperature": 0.7,
         "top_p": 1.0, "max_new_tokens": 16384, "seed": 0, "chunk_size": chunk_size, "rows": "synthetic",
     }
@@ -51,7 +53,7 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
             rows = []
             for q in mine[c * chunk_size : (c + 1) * chunk_size]:
                 for k in range(samples):
-                    text = " ".join(rng.choice(words) for _ in range(completion_bytes // 6))[:completion_bytes]
+                    text = rng.choice(pool)
                     rows.append({
                         "id": f"q{q:08d}", "question": f"What is {q} + {k}?", "solution": f"\\boxed{{{q + k}}}",
                         "sample_index": k, "completion": text + "\n\n<|end_of_explanation|>", "explanation": text,
@@ -60,10 +62,10 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
                         "kl_mean": 0.3, "kl_max": 1.0, "num_solution_tokens": 8, "num_think_tokens": completion_bytes // 4,
                         "student_context_tokens": completion_bytes // 4 + 400, "think_mismatch": False, "row_index": q,
                     })
-            write_parquet(shard.chunk_path("scored", c), pa.Table.from_pylist(rows, schema=SCHEMAS["scored"]))
+            shard.write_chunk("scored", c, rows)
         shard.write_state({
             "format": STATE_FORMAT, "command": "generate", "generation": generation,
-            "scoring": {"student": "synthetic", "temperature_score": 0.7, "lp_coefs": "1,0.01", "kl_coefs": "3,0.03",
+            "scoring": {"student": "synthetic", "temperature_score": 0.7, "lp_coefs": [1.0, 0.01], "kl_coefs": [3.0, 0.03],
                         "format_penalty": -1.0, "teacher": "synthetic", "teacher_temperature": 0.7},
             "shard": {"index": index, "count": shards}, "chunking": "synthetic",
             "num_rows": len(mine), "num_input_rows": questions, "skipped_rows": {}, "schema": "flat", "num_chunks": num_chunks,

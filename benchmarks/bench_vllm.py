@@ -37,7 +37,8 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.config import PoolerConfig
 
-    from rlt_data import pipeline, protocol, scoring, toy
+    from rlt_data import protocol, scoring, toy
+    from rlt_data.stages.generate import Generate
     from rlt_data.backends import derive_seed
     from rlt_data.backends import vllm_backend as vb
     from rlt_data.config import GenerateConfig, preset_values
@@ -76,7 +77,7 @@ def main() -> None:
                                     enforce_eager=engine.get("enforce_eager", False))
             store = RunStore(config.output).shard(0, 1)
             t0 = time.perf_counter()
-            pipeline.generate_stage(store, [rows], config, vb, vb.options_from(config))
+            Generate().run(store, [rows], config, vb, vb.options_from(config))
             seconds = time.perf_counter() - t0
             return seconds, store.read_chunk("generated", 0)
 

@@ -64,9 +64,24 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _parameters(state: dict[str, Any]) -> list[str]:
+    """The options by section (as ``run.json`` records them), then what the run recorded besides."""
+    options = state.get("options")
+    if not options:  # a run state without sections: one table
+        flat = {**state["generation"], **state["scoring"], **state["selection"], **state.get("card_extra", {})}
+        return ["| parameter | value |", "|---|---|", *[f"| {k} | `{v}` |" for k, v in sorted(flat.items()) if k != "rows"], ""]
+    lines: list[str] = []
+    recorded = {"teacher_temperature": state["scoring"].get("teacher_temperature"), **state.get("card_extra", {})}
+    for section, values in [*options.items(), ("Recorded", recorded)]:
+        shown = {k: v for k, v in values.items() if v is not None and k != "output"}  # a local path means nothing on the Hub
+        if shown:
+            lines += [f"**{section}**", "", "| parameter | value |", "|---|---|", *[f"| {k} | `{v}` |" for k, v in sorted(shown.items())], ""]
+    return lines
+
+
 def body(state: dict[str, Any]) -> str:
     s = state["summary"]
-    gen, sc, sel = state["generation"], state["scoring"], state["selection"]
+    gen, sc = state["generation"], state["scoring"]
     lines = [
         "# RLT distillation set",
         "",
@@ -128,10 +143,7 @@ def body(state: dict[str, Any]) -> str:
         "",
         "## Parameters",
         "",
-        "| parameter | value |",
-        "|---|---|",
-        *[f"| {k} | `{v}` |" for k, v in sorted({**gen, **sc, **sel, **state.get('card_extra', {})}.items()) if k != "rows"],
-        "",
+        *_parameters(state),
         "The reward (RLT_SPEC): `r_ss = a0*mean(lp_s) + a1*min(lp_s)`, `r_kl = b0*mean(kl_t) + b1*max(kl_t)`, "
         "`reward = r_ss - r_kl` (plus the format penalty without `<|end_of_explanation|>`), log-probs from "
         "`log_softmax(logits / T)`: the student's at `temperature_score`, the teacher's at `teacher_temperature` "

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from .config import GenerateConfig, ScoreConfig, build
+from .config import GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build, section_of
 from .errors import UserError
 
 
@@ -73,35 +73,46 @@ def user_errors(fn: Callable) -> Callable:
 _TYPES = {"bool": bool, "int": int, "int | None": int, "float": float, "float | None": float}
 
 
-def _field_option(f: dataclasses.Field) -> inspect.Parameter:
+def _field_option(cls: type, f: dataclasses.Field) -> inspect.Parameter:
+    """A flag for an options field: its help and default from the field, its --help panel from its section."""
     kind = _TYPES.get(str(f.type), str)
     annotation = Optional[kind]
     flag = "--" + f.name.replace("_", "-")
     decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
-    default = f.default
-    shown = "" if default is None else f" (default: {default})"
-    option = typer.Option(None, *decls, help=f"{f.metadata['help']}{shown}", rich_help_panel=f.metadata["group"], show_default=False)
+    default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+    shown = "" if default in (None, "") else f" (default: {default})"
+    option = typer.Option(None, *decls, help=f"{f.metadata['help']}{shown}", rich_help_panel=section_of(cls, f.name), show_default=False)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
-def dataclass_command(cls: type, run: Callable[[Any], None], name: str, help: str) -> None:
-    """Register ``name`` with one option per field of ``cls`` plus ``--config``."""
+def options_command(name: str, help: str, cls: type, run: Callable[..., None],
+                    arguments: tuple[tuple[str, Any, str], ...] = (), config_file: bool = False) -> None:
+    """Register ``name``: positional ``arguments`` ((name, type, help)), then one flag per field of
+    ``cls`` (a field named like an argument is the argument). ``run(*arguments, **flags)`` gets the
+    flags given (None: not given), and ``config`` (a YAML file) with ``config_file``."""
+    taken = {a for a, _, _ in arguments}
 
     def command(**kwargs: Any) -> None:
-        config_file = kwargs.pop("config")
-        run(build(cls, config_file, kwargs))
+        positional = [kwargs.pop(a) for a, _, _ in arguments]
+        run(*positional, **kwargs)
 
-    params = [
-        inspect.Parameter(
+    params = [inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=typer.Argument(..., help=text))
+              for a, kind, text in arguments]
+    if config_file:
+        params.append(inspect.Parameter(
             "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
             default=typer.Option(None, "--config", help="YAML file with any of these options (flags override it)."),
-        )
-    ]
-    fields = sorted(dataclasses.fields(cls), key=lambda f: (f.metadata["group"], f.name))
-    params += [_field_option(f) for f in fields]
+        ))
+    fields = sorted((f for f in dataclasses.fields(cls) if f.name not in taken), key=lambda f: (section_of(cls, f.name), f.name))
+    params += [_field_option(cls, f) for f in fields]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = help
     app.command(name, help=help)(user_errors(command))
+
+
+def dataclass_command(cls: type, run: Callable[[Any], None], name: str, help: str) -> None:
+    """Register ``name`` with one option per field of ``cls`` plus ``--config``; ``run`` gets the built options."""
+    options_command(name, help, cls, lambda config, **flags: run(build(cls, config, flags)), config_file=True)
 
 
 def _setup_logging() -> None:
@@ -156,68 +167,50 @@ dataclass_command(
 )
 
 
-@app.command("select", help="Re-apply selection options to an existing run's candidates; nothing is recomputed.")
-@user_errors
-def select_command(
-    output: str = typer.Argument(..., help="A run folder written by generate or score."),
-    keep: Optional[str] = typer.Option(None, help="best, top-k or all."),
-    top_k: Optional[int] = typer.Option(None, help="Samples per question with --keep top-k."),
-    min_reward: Optional[float] = typer.Option(None, help="Drop samples whose reward is below this."),
-    max_student_tokens: Optional[int] = typer.Option(None, help="Drop training rows longer than this many student tokens."),
-    max_shard_size: Optional[str] = typer.Option(None, help="Largest Parquet shard, e.g. 500MB."),
-) -> None:
+def _select(output: str, **flags: Any) -> None:
     from .merge import reselect
 
-    overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
-    print_summary(reselect(output, overrides), output)
+    print_summary(reselect(output, flags), output)
 
 
-@app.command(
-    "merge",
-    help="Merge the shards of a run (--shard-index jobs, Slurm arrays, several folders) into one dataset: checks every "
-    "done marker, the parameters and the schemas, selects, writes data/, sharegpt/, candidates/ and one card.",
+options_command(
+    "select", "Re-apply selection options to an existing run's candidates; nothing is recomputed. Options not given "
+    "take their defaults, as in generate.", SelectOptions, _select,
+    arguments=(("output", str, "A run folder written by generate or score."),),
 )
-@user_errors
-def merge_command(
-    folders: list[str] = typer.Argument(..., help="Run folder(s) holding the shards (.rlt/shards/...)."),
-    output: Optional[str] = typer.Option(None, help="Where the dataset goes (default: the first folder)."),
-    num_shards: Optional[int] = typer.Option(None, help="Which split to merge when a folder holds shards of several."),
-    allow_partial: bool = typer.Option(False, "--allow-partial", help="Merge the chunks scored so far; the card says the run is partial."),
-    keep: Optional[str] = typer.Option(None, help="best, top-k or all (default: as the shards were started with)."),
-    top_k: Optional[int] = typer.Option(None, help="Samples per question with --keep top-k."),
-    min_reward: Optional[float] = typer.Option(None, help="Drop samples whose reward is below this."),
-    max_student_tokens: Optional[int] = typer.Option(None, help="Drop training rows longer than this many student tokens."),
-    max_shard_size: Optional[str] = typer.Option(None, help="Largest Parquet shard, e.g. 500MB."),
-) -> None:
+
+
+def _merge(folders: list[str], **flags: Any) -> None:
     from .merge import merge_folders
 
     _setup_logging()
-    overrides = dict(keep=keep, top_k=top_k, min_reward=min_reward, max_student_tokens=max_student_tokens, max_shard_size=max_shard_size)
-    summary = merge_folders(folders, output, num_shards, allow_partial, overrides)
-    print_summary(summary, output or folders[0])
+    print_summary(merge_folders(folders, flags), flags.get("output") or folders[0])
 
 
-@app.command("push-to-hub", help="Publish a run folder as a Hugging Face dataset repository (resumable).")
-@user_errors
-def push_to_hub_command(
-    output: str = typer.Argument(..., help="A run folder written by generate or score."),
-    repo_id: str = typer.Argument(..., help="Dataset repo id, e.g. user/stratos-rlt."),
-    private: bool = typer.Option(False, "--private", help="Create the repo private."),
-    revision: Optional[str] = typer.Option(None, help="Branch to push to (created from main if missing)."),
-    token: Optional[str] = typer.Option(None, help="Hub token (default: HF_TOKEN or the stored login). Never printed."),
-    commit_message: str = typer.Option("Upload RLT distillation set with rlt-data", help="Commit message."),
-    create_pr: bool = typer.Option(False, "--create-pr", help="Open a pull request instead of committing to the branch."),
-    endpoint: Optional[str] = typer.Option(None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)."),
-    allow_partial: bool = typer.Option(False, "--allow-partial", help="Publish an incomplete run's finished chunks."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the operations and upload nothing."),
-    files_per_commit: int = typer.Option(50, help="Shards per commit: a crash keeps the commits already made."),
-    max_retries: int = typer.Option(5, help="Retries of a call on HTTP 429/5xx or a dropped connection."),
-) -> None:
+options_command(
+    "merge", "Merge the shards of a run (--shard-index jobs, Slurm arrays, several folders) into one dataset: checks "
+    "every done marker, the parameters and the schemas, selects, writes data/, sharegpt/, candidates/ and one card. "
+    "Selection options not given: as the shards were started with.", MergeOptions, _merge,
+    arguments=(("folders", list[str], "Run folder(s) holding the shards (.rlt/shards/...)."),),
+)
+
+
+def _push(output: str, repo_id: str, **flags: Any) -> None:
     from .hub import PushOptions, push
 
-    opts = PushOptions(repo_id, private, revision, token, commit_message, create_pr, endpoint, allow_partial, dry_run,
-                       files_per_commit, max_retries)
-    push(output, opts, echo=typer.echo)
+    push(output, PushOptions(repo_id=repo_id, **{k: v for k, v in flags.items() if v is not None}), echo=typer.echo)
+
+
+def _push_options() -> type:
+    from .hub import PushOptions
+
+    return PushOptions
+
+
+options_command(
+    "push-to-hub", "Publish a run folder as a Hugging Face dataset repository (resumable).", _push_options(), _push,
+    arguments=(("output", str, "A run folder written by generate or score."), ("repo_id", str, "Dataset repo id, e.g. user/stratos-rlt.")),
+)
 
 
 def trl_command(name: str, module: str, help: str) -> None:

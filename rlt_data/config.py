@@ -14,8 +14,9 @@ from typing import Any
 from .errors import UserError
 
 
-def opt(default: Any, help: str, *, group: str = "", flag: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "group": group, "flag": flag})
+def opt(default: Any, help: str) -> Any:
+    """A field with its help text: the one place an option's default and help are declared."""
+    return field(default=default, metadata={"help": help})
 
 
 def parse_pair(value: Any, name: str) -> tuple[float, float]:
@@ -71,60 +72,32 @@ def vllm_args_dict(value: Any) -> dict:
     return value
 
 
+# -- options by concern: each class is one section of --help, run.json and the card ------------
 @dataclass
-class ScoringOptions:
-    """Options shared by every command that scores and selects."""
+class InputOptions:
+    """The input set."""
 
-    student: str | None = opt(None, "Student model (Hub id or folder) whose log-probs score each explanation.", group="Scoring")
-    output: str | None = opt(None, "Output folder, laid out as a Hub dataset repository.", group="Input/output")
-    temperature_score: float = opt(0.7, "Temperature T of the scoring log-probs: log_softmax(logits / T).", group="Scoring")
-    lp_coefs: str = opt("1,0.01", "Coefficients on [mean, min] of the student's solution log-probs.", group="Scoring")
-    kl_coefs: str = opt("3,0.03", "Coefficients on [mean, max] of the teacher-student KL over the explanation; 0,0 scores with the student alone.", group="Scoring")
-    format_penalty: float = opt(-1.0, "Added to the reward when <|end_of_explanation|> is missing.", group="Scoring")
-    keep: str = opt("best", "Which valid samples to keep per question: best, top-k or all.", group="Selection")
-    top_k: int = opt(1, "How many samples per question --keep top-k keeps.", group="Selection")
-    min_reward: float | None = opt(None, "Drop samples whose reward is below this.", group="Selection")
-    max_student_tokens: int | None = opt(None, "Drop samples whose training row is longer than this many student tokens.", group="Selection")
-    backend: str | None = opt(None, "transformers, vllm or dummy (hash-derived text and log-probs, for plumbing tests), for generation and scoring (default: vllm when importable and a GPU is present).", group="Engine")
-    score_backend: str | None = opt(None, "Backend of the scoring stages only (default: --backend).", group="Engine")
-    device: str = opt("auto", "Torch device for the transformers backend (auto: cuda if available).", group="Engine")
-    dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.", group="Engine")
-    batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.", group="Engine")
-    max_tokens_per_batch: int = opt(16384, "Tokens per scoring forward pass (transformers: rows packed without padding; a longer row alone).", group="Engine")
-    scoring_attention: str = opt("auto", "Transformers scoring attention: auto, torch-varlen, flash-attn, segments or padded.", group="Engine")
-    logprob_kernel: str = opt("auto", "Transformers scoring output layer: auto (= chunked), chunked, or fused (TRL's kernel).", group="Engine")
-    logprob_budget: str | None = opt(None, "Logits held at once when scoring, e.g. 256MB (default: 32MiB on CPU, free GPU memory / 32 within 32MiB-1GiB).", group="Engine")
-    tensor_parallel_size: int = opt(1, "vLLM: GPUs per engine replica (tensor parallelism).", group="Engine")
-    data_parallel_size: int = opt(1, "Engine replicas on this machine, each on its own GPUs and its own chunks (vLLM).", group="Engine")
-    gpu_memory_utilization: float = opt(0.9, "vLLM: fraction of each GPU's memory the engine may use.", group="Engine")
-    max_model_len: int | None = opt(None, "vLLM: context length of the engines (default: the model's).", group="Engine")
-    enforce_eager: bool = opt(False, "vLLM: no CUDA graphs / compilation (slower, starts faster).", group="Engine")
-    vllm_args: str | None = opt(None, "vLLM: extra engine arguments as a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'.", group="Engine")
-    chunk_size: int = opt(256, "Questions per chunk: the unit of resume (a crash loses at most one chunk).", group="Input/output")
-    max_shard_size: str = opt("500MB", "Largest Parquet shard, e.g. 500MB.", group="Input/output")
-    overwrite: bool = opt(False, "Replace a run in --output made with other parameters.", group="Input/output")
-    strict: bool = opt(False, "Fail on unusable rows instead of skipping and counting them.", group="Input/output")
-    num_shards: int = opt(1, "Split the run into N shards by question id (each shard its own files and a done marker; merged at the end).", group="Scale-out")
-    shard_index: int | None = opt(None, "Run only this shard (0..N-1) and do not merge: for jobs that others schedule; then `rlt-data merge`.", group="Scale-out")
-    executor: str = opt("local", "Who runs the shards: local (this machine; --data-parallel-size processes), ray (a Ray cluster) or slurm (writes an sbatch job array).", group="Scale-out")
-    ray_address: str | None = opt(None, "Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).", group="Scale-out")
-    max_retries: int = opt(3, "Ray: retries of a shard whose worker died; a retry resumes from its finished chunks.", group="Scale-out")
-    slurm_partition: str | None = opt(None, "Slurm: partition of the jobs.", group="Scale-out")
-    slurm_account: str | None = opt(None, "Slurm: account charged.", group="Scale-out")
-    slurm_time: str = opt("24:00:00", "Slurm: time limit per shard job; a job past it is requeued and resumes.", group="Scale-out")
-    slurm_gpus_per_task: int | None = opt(None, "Slurm: GPUs per shard job (default: --tensor-parallel-size).", group="Scale-out")
-    slurm_cpus_per_task: int = opt(8, "Slurm: CPUs per shard job.", group="Scale-out")
-    slurm_mem: str = opt("64G", "Slurm: memory per shard job.", group="Scale-out")
-    slurm_setup: str | None = opt(None, "Slurm: shell line(s) run first in every job, e.g. 'source /shared/venv/bin/activate'.", group="Scale-out")
-    slurm_max_parallel: int | None = opt(None, "Slurm: at most this many shard jobs at once (the job array's throttle).", group="Scale-out")
-    submit: bool = opt(False, "Slurm: submit the jobs with sbatch instead of printing the command.", group="Scale-out")
-    dataset: str | None = opt(None, "Hub dataset id, or local .jsonl/.json/.parquet files or a folder of them.", group="Input/output")
-    split: str = opt("train", "Dataset split (Hub datasets).", group="Input/output")
-    subset: str | None = opt(None, "Dataset configuration name (Hub datasets).", group="Input/output")
-    revision: str | None = opt(None, "Dataset revision: branch, tag or commit (Hub datasets).", group="Input/output")
-    question_column: str | None = opt(None, "Question column of flat rows (default: question, problem or prompt).", group="Input/output")
-    solution_column: str | None = opt(None, "Solution column of flat rows (default: solution).", group="Input/output")
-    limit: int | None = opt(None, "Use only the first N rows.", group="Input/output")
+    SECTION = "Input"
+    dataset: str | None = opt(None, "Hub dataset id, or local .jsonl/.json/.parquet files or a folder of them.")
+    split: str = opt("train", "Dataset split (Hub datasets).")
+    subset: str | None = opt(None, "Dataset configuration name (Hub datasets).")
+    revision: str | None = opt(None, "Dataset revision: branch, tag or commit (Hub datasets).")
+    question_column: str | None = opt(None, "Question column of flat rows (default: question, problem or prompt).")
+    solution_column: str | None = opt(None, "Solution column of flat rows (default: solution).")
+    limit: int | None = opt(None, "Use only the first N rows.")
+    strict: bool = opt(False, "Fail on unusable rows instead of skipping and counting them.")
+
+
+@dataclass
+class RewardOptions:
+    """The student's reward (RLT_SPEC): what scores an explanation."""
+
+    SECTION = "Scoring"
+    student: str | None = opt(None, "Student model (Hub id or folder) whose log-probs score each explanation.")
+    temperature_score: float = opt(0.7, "Temperature T of the scoring log-probs: log_softmax(logits / T).")
+    lp_coefs: tuple[float, float] = opt((1.0, 0.01), "Coefficients on (mean, min) of the student's solution log-probs: a,b on the command line, a list in YAML.")
+    kl_coefs: tuple[float, float] = opt((3.0, 0.03), "Coefficients on (mean, max) of the teacher-student KL over the explanation; 0,0 scores with the student alone.")
+    format_penalty: float = opt(-1.0, "Added to the reward when <|end_of_explanation|> is missing.")
 
     def reward(self, teacher_temperature: float | None = None):
         """The reward; ``teacher_temperature``: T of the teacher's think log-probs (default: --temperature-score)."""
@@ -138,12 +111,178 @@ class ScoringOptions:
             teacher_temperature=teacher_temperature,
         )
 
-    def selection(self):
-        from .selection import SelectionConfig
 
-        config = SelectionConfig(self.keep, self.top_k, self.min_reward, self.max_student_tokens)
-        config.validate()
-        return config
+@dataclass
+class SelectionOptions:
+    """Which candidates become training rows (``selection.py`` applies them)."""
+
+    SECTION = "Selection"
+    keep: str = opt("best", "Which valid samples to keep per question: best, top-k or all.")
+    top_k: int = opt(1, "How many samples per question --keep top-k keeps.")
+    min_reward: float | None = opt(None, "Drop samples whose reward is below this.")
+    max_student_tokens: int | None = opt(None, "Drop samples whose training row is longer than this many student tokens.")
+
+    def selection(self) -> "SelectionOptions":
+        """Just the selection options, checked."""
+        from .errors import UserError
+
+        if self.keep not in ("best", "all", "top-k"):
+            raise UserError(f"--keep must be best, all or top-k, not {self.keep!r}")
+        if self.keep == "top-k" and self.top_k < 1:
+            raise UserError("--top-k must be at least 1")
+        return SelectionOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionOptions)})
+
+
+@dataclass
+class ShardSizeOptions:
+    SECTION = "Output"
+    max_shard_size: str = opt("500MB", "Largest Parquet shard, e.g. 500MB.")
+
+
+@dataclass
+class OutputOptions(ShardSizeOptions):
+    """The run folder and its shards."""
+
+    SECTION = "Output"
+    output: str | None = opt(None, "Output folder, laid out as a Hub dataset repository.")
+    chunk_size: int = opt(256, "Questions per chunk: the unit of resume (a crash loses at most one chunk).")
+    overwrite: bool = opt(False, "Replace a run in --output made with other parameters.")
+
+
+@dataclass
+class SelectOptions(SelectionOptions, ShardSizeOptions):
+    """``rlt-data select``: selection and shard size; nothing is recomputed."""
+
+    def validate(self) -> None:
+        self.selection()
+        parse_size(self.max_shard_size)
+
+
+@dataclass
+class MergeOptions(SelectOptions):
+    """``rlt-data merge``: which shards, and where the dataset goes."""
+
+    SECTION = "Merge"
+    output: str | None = opt(None, "Where the dataset goes (default: the first folder).")
+    num_shards: int | None = opt(None, "Which split to merge when a folder holds shards of several (default: the one there is).")
+    allow_partial: bool = opt(False, "Merge the chunks scored so far (missing or unfinished shards); the card says the run is partial.")
+
+
+@dataclass
+class EngineOptions:
+    """Inference engines: which backend, on what device, with what batches."""
+
+    SECTION = "Engine"
+    backend: str | None = opt(None, "transformers, vllm or dummy (hash-derived text and log-probs, for plumbing tests), for generation and scoring (default: vllm when importable and a GPU is present).")
+    score_backend: str | None = opt(None, "Backend of the scoring stages only (default: --backend).")
+    device: str = opt("auto", "Torch device for the transformers backend (auto: cuda if available).")
+    dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.")
+    batch_size: int = opt(8, "Prompts per generate() call on the transformers backend.")
+    max_tokens_per_batch: int = opt(16384, "Tokens per scoring forward pass (transformers: rows packed without padding; a longer row alone).")
+    scoring_attention: str = opt("auto", "Transformers scoring attention: auto, torch-varlen, flash-attn, segments or padded.")
+    logprob_kernel: str = opt("auto", "Transformers scoring output layer: auto (= chunked), chunked, or fused (TRL's kernel).")
+    logprob_budget: str | None = opt(None, "Logits held at once when scoring, e.g. 256MB (default: 32MiB on CPU, free GPU memory / 32 within 32MiB-1GiB).")
+    tensor_parallel_size: int = opt(1, "vLLM: GPUs per engine replica (tensor parallelism).")
+    data_parallel_size: int = opt(1, "Engine replicas on this machine, each on its own GPUs and its own chunks (vLLM).")
+    gpu_memory_utilization: float = opt(0.9, "vLLM: fraction of each GPU's memory the engine may use.")
+    max_model_len: int | None = opt(None, "vLLM: context length of the engines (default: the model's).")
+    enforce_eager: bool = opt(False, "vLLM: no CUDA graphs / compilation (slower, starts faster).")
+    vllm_args: str | None = opt(None, "vLLM: extra engine arguments as a JSON object, e.g. '{\"kv_cache_dtype\": \"fp8\"}'.")
+
+    def backend_for(self, role: str) -> str:
+        """The backend of a stage: ``generate`` or ``score``."""
+        from .backends import default_backend
+
+        return getattr(self, f"{role}_backend", None) or self.backend or default_backend()
+
+
+@dataclass
+class ScaleOutOptions:
+    """Shards, and who runs them (``sharding.py``, ``executors/``)."""
+
+    SECTION = "Scale-out"
+    num_shards: int = opt(1, "Split the run into N shards by question id (each shard its own files and a done marker; merged at the end).")
+    shard_index: int | None = opt(None, "Run only this shard (0..N-1) and do not merge: for jobs that others schedule; then `rlt-data merge`.")
+    executor: str = opt("local", "Who runs the shards: local (this machine; --data-parallel-size processes), ray (a Ray cluster) or slurm (writes an sbatch job array).")
+    ray_address: str | None = opt(None, "Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
+    max_retries: int = opt(3, "Ray: retries of a shard whose worker died; a retry resumes from its finished chunks.")
+    slurm_partition: str | None = opt(None, "Slurm: partition of the jobs.")
+    slurm_account: str | None = opt(None, "Slurm: account charged.")
+    slurm_time: str = opt("24:00:00", "Slurm: time limit per shard job; a job past it is requeued and resumes.")
+    slurm_gpus_per_task: int | None = opt(None, "Slurm: GPUs per shard job (default: --tensor-parallel-size).")
+    slurm_cpus_per_task: int = opt(8, "Slurm: CPUs per shard job.")
+    slurm_mem: str = opt("64G", "Slurm: memory per shard job.")
+    slurm_setup: str | None = opt(None, "Slurm: shell line(s) run first in every job, e.g. 'source /shared/venv/bin/activate'.")
+    slurm_max_parallel: int | None = opt(None, "Slurm: at most this many shard jobs at once (the job array's throttle).")
+    submit: bool = opt(False, "Slurm: submit the jobs with sbatch instead of printing the command.")
+
+    def validate_scale_out(self) -> None:
+        from .executors import EXECUTORS
+        from .sharding import check_split
+
+        check_split(self.num_shards, self.shard_index)
+        if self.executor not in EXECUTORS:
+            raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.shard_index is not None and (self.executor != "local" or getattr(self, "data_parallel_size", 1) > 1):
+            raise UserError("--shard-index runs one shard in this process: it goes with --executor local and --data-parallel-size 1")
+        if self.executor in ("ray", "slurm") and self.num_shards < 2:
+            raise UserError(f"--executor {self.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
+        if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1:
+            raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task and --slurm-max-parallel >= 1")
+
+    def shard_count(self) -> int:
+        """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""
+        return self.num_shards if self.num_shards > 1 or self.shard_index is not None else getattr(self, "data_parallel_size", 1)
+
+
+@dataclass
+class SamplingOptions:
+    """The teacher and how it samples (``generate``)."""
+
+    SECTION = "Generation"
+    teacher: str | None = opt(None, "Teacher model (Hub id or folder) that writes the explanations.")
+    num_samples: int = opt(1, "Explanations sampled per question.")
+    temperature: float = opt(0.7, "Sampling temperature of the teacher.")
+    top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).")
+    max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.")
+    seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.")
+    generate_backend: str | None = opt(None, "Backend of the generation stage only (default: --backend).")
+
+    def sampling(self):
+        from .backends import SamplingConfig
+
+        return SamplingConfig(self.num_samples, self.temperature, self.top_p, self.max_new_tokens)
+
+
+@dataclass
+class PublishOptions:
+    """Publishing a finished run (``generate --push-to-hub``)."""
+
+    SECTION = "Output"
+    push_to_hub: str | None = opt(None, "Push the finished run to this Hub dataset repo (token from HF_TOKEN or `hf auth login`).")
+    private: bool = opt(False, "With --push-to-hub: create the repo private.")
+
+
+def section_of(cls: type, name: str) -> str:
+    """The section (``SECTION`` of the options class that declares ``name``) of a field of ``cls``."""
+    for klass in cls.__mro__:
+        if name in vars(klass).get("__annotations__", {}):
+            return getattr(klass, "SECTION", "Options")
+    return "Options"
+
+
+def by_section(config: Any) -> dict[str, dict[str, Any]]:
+    """The options of ``config`` grouped by section (``run.json`` and the card record them so)."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in dataclasses.fields(config):
+        out.setdefault(section_of(type(config), f.name), {})[f.name] = getattr(config, f.name)
+    return out
+
+
+# -- commands: options composed per command, as TRL composes ScriptArguments, SFTConfig, ModelConfig --
+@dataclass
+class ScoringOptions(InputOptions, RewardOptions, SelectionOptions, OutputOptions, EngineOptions, ScaleOutOptions):
+    """Everything a command that scores and selects takes."""
 
     def validate(self) -> None:
         for name in ("dataset", "output", "student"):
@@ -181,46 +320,14 @@ class ScoringOptions:
         self.reward(), self.selection(), parse_size(self.max_shard_size)
         self.validate_scale_out()
 
-    def validate_scale_out(self) -> None:
-        from .executors import EXECUTORS
-        from .sharding import check_split
-
-        check_split(self.num_shards, self.shard_index)
-        if self.executor not in EXECUTORS:
-            raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
-        if self.shard_index is not None and (self.executor != "local" or self.data_parallel_size > 1):
-            raise UserError("--shard-index runs one shard in this process: it goes with --executor local and --data-parallel-size 1")
-        if self.executor in ("ray", "slurm") and self.num_shards < 2:
-            raise UserError(f"--executor {self.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
-        if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1:
-            raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task and --slurm-max-parallel >= 1")
-
-    def backend_for(self, role: str) -> str:
-        """The backend of a stage: ``generate`` or ``score``."""
-        from .backends import default_backend
-
-        return getattr(self, f"{role}_backend", None) or self.backend or default_backend()
-
-    def shard_count(self) -> int:
-        """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""
-        return self.num_shards if self.num_shards > 1 or self.shard_index is not None else self.data_parallel_size
-
 
 @dataclass
-class GenerateConfig(ScoringOptions):
+class GenerateConfig(ScoringOptions, SamplingOptions, PublishOptions):
     """``rlt-data generate``."""
 
-    teacher: str | None = opt(None, "Teacher model (Hub id or folder) that writes the explanations.", group="Generation")
-    num_samples: int = opt(1, "Explanations sampled per question.", group="Generation")
-    temperature: float = opt(0.7, "Sampling temperature of the teacher.", group="Generation")
-    top_p: float = opt(1.0, "Nucleus sampling top-p of the teacher (no top-k, no min-p).", group="Generation")
-    max_new_tokens: int = opt(16384, "Longest explanation, in teacher tokens; longer ones are 'truncated'.", group="Generation")
-    seed: int = opt(0, "Sampling seed: a rerun with the same seed repeats the samples.", group="Generation")
-    generate_backend: str | None = opt(None, "Backend of the generation stage only (default: --backend).", group="Engine")
-    push_to_hub: str | None = opt(None, "Push the finished run to this Hub dataset repo (token from HF_TOKEN or `hf auth login`).", group="Input/output")
-    private: bool = opt(False, "With --push-to-hub: create the repo private.", group="Input/output")
-    preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", group="Input/output")
-    dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", group="Input/output")
+    SECTION = "Input"
+    preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.")
+    dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.")
 
     def validate(self) -> None:
         if not self.teacher:
@@ -243,18 +350,14 @@ class GenerateConfig(ScoringOptions):
         """As the reference: the teacher's think log-probs at the temperature the samples were drawn with."""
         return super().reward(self.temperature if teacher_temperature is None else teacher_temperature)
 
-    def sampling(self):
-        from .backends import SamplingConfig
-
-        return SamplingConfig(self.num_samples, self.temperature, self.top_p, self.max_new_tokens)
-
 
 @dataclass
 class ScoreConfig(ScoringOptions):
     """``rlt-data score``: score explanations that already exist."""
 
-    teacher: str | None = opt(None, "Teacher model for the KL term (omit with --kl-coefs 0,0).", group="Scoring")
-    explanation_column: str | None = opt(None, "Explanation column (default: explanation; Bespoke-Stratos rows use their thought).", group="Input/output")
+    SECTION = "Scoring"
+    teacher: str | None = opt(None, "Teacher model for the KL term (omit with --kl-coefs 0,0).")
+    explanation_column: str | None = opt(None, "Explanation column (default: explanation; Bespoke-Stratos rows use their thought).")
 
     def validate(self) -> None:
         super().validate()
@@ -321,6 +424,8 @@ def check_types(cls: type, values: dict[str, Any]) -> dict[str, Any]:
             pass
         elif kind == "str" and (isinstance(value, str) or number):
             out[f.name] = str(value)
+        elif kind == "tuple[float, float]":
+            out[f.name] = parse_pair(value, f.name)
         elif kind in _KINDS:
             raise UserError(f"--{f.name.replace('_', '-')} takes {_KINDS[kind]}, not {value!r}")
     return out
@@ -332,9 +437,6 @@ def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values.get("preset"):
         values = {**preset_values(values["preset"]), **values}
-    for key in ("lp_coefs", "kl_coefs"):
-        if isinstance(values.get(key), (list, tuple)):
-            values[key] = ",".join(str(v) for v in values[key])
     if isinstance(values.get("vllm_args"), dict):
         import json
 

@@ -19,23 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .config import opt
 from .errors import UserError, first_line
 from .shards import SPLIT_FOLDERS, RunStore
 
 
 @dataclass
 class PushOptions:
-    repo_id: str
-    private: bool = False
-    revision: str | None = None
-    token: str | None = None
-    commit_message: str = "Upload RLT distillation set with rlt-data"
-    create_pr: bool = False
-    endpoint: str | None = None
-    allow_partial: bool = False
-    dry_run: bool = False
-    files_per_commit: int = 50
-    max_retries: int = 5
+    """``rlt-data push-to-hub``."""
+
+    SECTION = "Push"
+    repo_id: str = opt("", "Dataset repo id, e.g. user/stratos-rlt.")
+    private: bool = opt(False, "Create the repo private.")
+    revision: str | None = opt(None, "Branch to push to (created from main if missing).")
+    token: str | None = opt(None, "Hub token (default: HF_TOKEN or the stored login). Never printed.")
+    commit_message: str = opt("Upload RLT distillation set with rlt-data", "Commit message.")
+    create_pr: bool = opt(False, "Open a pull request instead of committing to the branch.")
+    endpoint: str | None = opt(None, "Hub endpoint (default: HF_ENDPOINT or https://huggingface.co).")
+    allow_partial: bool = opt(False, "Publish an incomplete run's finished chunks.")
+    dry_run: bool = opt(False, "Print the operations and upload nothing.")
+    files_per_commit: int = opt(50, "Shards per commit: a crash keeps the commits already made.")
+    max_retries: int = opt(5, "Retries of a call on HTTP 429/5xx or a dropped connection.")
 
     def validate(self) -> None:
         check_repo_id(self.repo_id, "REPO_ID")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,35 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import protocol, selection
-from .config import parse_size
+from .config import SelectOptions, parse_size
 from .errors import UserError, first_line
-from .shards import CANDIDATES_SCHEMA, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore, ShardStore
+from .shards import CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore, ShardStore
 
 # what selection reads of a candidate (the explanation only as "empty or not")
 SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
 IDENTITY_KEYS = ("format", "command", "generation", "scoring")
 BATCH_ROWS = 256
-
-
-@dataclass
-class MergeOptions:
-    """What the merge decides: selection and shard size (``rlt-data merge``'s and ``select``'s options)."""
-
-    keep: str = "best"
-    top_k: int = 1
-    min_reward: float | None = None
-    max_student_tokens: int | None = None
-    max_shard_size: str = "500MB"
-    allow_partial: bool = False
-
-    @classmethod
-    def from_config(cls, config: Any) -> "MergeOptions":
-        return cls(config.keep, config.top_k, config.min_reward, config.max_student_tokens, config.max_shard_size)
-
-    def selection(self) -> selection.SelectionConfig:
-        config = selection.SelectionConfig(self.keep, self.top_k, self.min_reward, self.max_student_tokens)
-        config.validate()
-        return config
 
 
 # -- finding and checking shards ----------------------------------------------------------------
@@ -128,7 +107,7 @@ def _read(shard: ShardStore, index: int, columns: list[str] | None = None) -> pa
         raise UserError(f"{shard.chunk_path('scored', index)} cannot be read as a scored chunk: {first_line(exc)}")
 
 
-def _stream(shard: ShardStore, chunks: list[int], sel: selection.SelectionConfig) -> Iterator[tuple[tuple[int, int], dict]]:
+def _stream(shard: ShardStore, chunks: list[int], sel: SelectOptions) -> Iterator[tuple[tuple[int, int], dict]]:
     """The shard's candidates with their status, in input order (its chunks follow the input)."""
     schema = SCHEMAS["scored"]
     for i in chunks:
@@ -147,7 +126,8 @@ def _stream(shard: ShardStore, chunks: list[int], sel: selection.SelectionConfig
 
 def _batches(shard: ShardStore, index: int, schema: pa.Schema) -> Iterator[list[dict]]:
     path = shard.chunk_path("scored", index)
-    batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+    # pre_buffer off: pyarrow would otherwise buffer the whole file, for every shard at once
+    batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=CHUNK_ROW_GROUP, use_threads=False)
     while True:
         try:
             batch = next(batches, None)
@@ -212,12 +192,12 @@ class _Totals:
 
 
 # -- the merge ------------------------------------------------------------------------------------
-def merge(output: RunStore, sources: list[RunStore], count: int | None, options: MergeOptions,
-          extra_card: dict[str, Any] | None = None, partial: bool | None = None) -> dict[str, Any]:
-    """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json."""
+def merge(output: RunStore, sources: list[RunStore], count: int | None, options: SelectOptions,
+          extra_card: dict[str, Any] | None = None, partial: bool = False) -> dict[str, Any]:
+    """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json.
+    ``options``: anything with the selection options and ``max_shard_size`` (a command's config)."""
     from . import card
 
-    partial = options.allow_partial if partial is None else partial
     sel, max_bytes = options.selection(), parse_size(options.max_shard_size)
     count, shards = find_shards(sources, count, partial)
     states = check_params(shards)
@@ -278,12 +258,17 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
         "shards_done": f"{finished}/{count}",
         "plots": plots,
     }
+    recorded = {section: dict(values) for section, values in first.get("options", {}).items()}
+    if recorded:  # this merge's selection and shard size, not the ones the shards were started with
+        recorded["Selection"] = asdict(sel)
+        recorded.setdefault("Output", {})["max_shard_size"] = options.max_shard_size
     state = {
         "format": first["format"], "command": first["command"], "generation": first["generation"], "scoring": first["scoring"],
         "num_rows": summary["num_questions"], "num_input_rows": first["num_input_rows"], "skipped_rows": first["skipped_rows"],
         "schema": first["schema"], "num_shards": count, "num_chunks": total_chunks,
         "shard_sources": ["." if Path(src.root).resolve() == Path(output.root).resolve() else str(Path(src.root).resolve()) for src in sources],
         "complete": complete, "selection": asdict(sel), "max_shard_size": options.max_shard_size, "summary": summary,
+        "options": recorded,
         "card_extra": extra_card or {"backend": first.get("backend")},
         "rlt_data_version": first["rlt_data_version"],
     }
@@ -292,21 +277,25 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
     return summary
 
 
-def merge_folders(folders: list[str], output: str | None, count: int | None, allow_partial: bool,
-                  overrides: dict[str, Any]) -> dict[str, Any]:
-    """``rlt-data merge DIR...``: the shards of every folder into ``output`` (default: the first folder).
-    Selection and shard size: as the shards were started with, unless ``overrides`` says otherwise."""
+def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
+    """``rlt-data merge DIR...``: the shards of every folder into ``--output`` (default: the first
+    folder). ``flags``: ``MergeOptions`` fields given on the command line (None: not given);
+    selection and shard size default to what the shards were started with."""
     sources = [RunStore(f) for f in folders]
     for src in sources:
         if not src.root.is_dir():
             raise UserError(f"{src.root} is not a folder")
-    target = RunStore(output or folders[0])
+    target = RunStore(flags.get("output") or folders[0])
     if target.root.exists() and not target.root.is_dir():
         raise UserError(f"--output {target.root} is a file, not a folder")
-    count, shards = find_shards(sources, count, allow_partial)
+    partial = bool(flags.get("allow_partial"))
+    count, shards = find_shards(sources, flags.get("num_shards"), partial)
     first = shards[0].read_state()
-    values = {**first["selection"], "max_shard_size": first["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}}
-    return merge(target, sources, count, MergeOptions(**values, allow_partial=allow_partial))
+    values = {**first["selection"], "max_shard_size": first["max_shard_size"]}
+    values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.__dataclass_fields__})
+    options = SelectOptions(**values)
+    options.validate()
+    return merge(target, sources, count, options, partial=partial)
 
 
 def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:
@@ -325,12 +314,13 @@ def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     on the run's candidates and this call's options.
     """
     store, state = _state(output)
-    values = {"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}}
-    return merge(store, run_sources(store, state), state["num_shards"], MergeOptions(**values), partial=False)
+    options = SelectOptions(**{"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}})
+    options.validate()
+    return merge(store, run_sources(store, state), state["num_shards"], options)
 
 
 def finalize_partial(output: str | Path) -> dict[str, Any]:
     """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
     store, state = _state(output)
-    options = MergeOptions(**state["selection"], max_shard_size=state["max_shard_size"], allow_partial=True)
-    return merge(store, run_sources(store, state), state["num_shards"], options)
+    options = SelectOptions(**state["selection"], max_shard_size=state["max_shard_size"])
+    return merge(store, run_sources(store, state), state["num_shards"], options, partial=True)

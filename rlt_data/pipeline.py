@@ -11,35 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
 from typing import Any, Callable
 
-from . import __version__, protocol, scoring, sharding, sources
-from .backends import derive_seed, load_backend
-from .config import GenerateConfig, ScoreConfig, ScoringOptions
+from . import __version__, protocol, sharding, sources
+from .backends import load_backend
+from .config import GenerateConfig, ScoreConfig, ScoringOptions, by_section
 from .errors import UserError
-from .shards import SCORE_FIELDS, SPLIT_FOLDERS, RunStore, ShardStore
+from .shards import SPLIT_FOLDERS, RunStore, ShardStore
+from .stages import stages_for
 
 log = logging.getLogger("rlt_data")
 
 STATE_FORMAT = 2  # 2: shards (shard.json, done.json) and a row_index column in the chunk files
-GENERATION_KEYS = (
-    "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
-    "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
-)
-SCORE_INPUT_KEYS = (
-    "dataset", "split", "subset", "revision", "question_column", "solution_column", "explanation_column", "limit", "chunk_size",
-)
-SCORING_KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
-
-
-def _progress(total: int, desc: str, unit: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5)
-
-
 def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
@@ -57,7 +41,8 @@ def backend_names(config: ScoringOptions, command: str) -> str:
 
 
 def scoring_params(config: ScoringOptions) -> dict[str, Any]:
-    return {k: getattr(config, k) for k in SCORING_KEYS} | {"teacher": config.teacher, "teacher_temperature": config.reward().teacher_t}
+    """The parameters of the scoring stages, merged (what run.json, the card and the merge compare)."""
+    return {k: v for stage in stages_for("score")[1:] for k, v in stage.params(config).items()}
 
 
 def _changed(new: dict, old: dict) -> list[str]:
@@ -104,9 +89,11 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
 
 
 def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
-    """Write the shard's parameters; a shard made with other generation parameters is refused
-    (or, with --overwrite, redone); other scoring parameters clear its scores only."""
-    scoring_now = scoring_params(config)
+    """Write the shard's parameters, applying the rule of ``stages/``: a shard made with other
+    parameters of its first stage is refused (or, with --overwrite, redone); when a later stage's
+    parameters changed, that stage and every stage after it are recomputed."""
+    stages = stages_for(command)[1:]
+    now = {stage.name: stage.params(config) for stage in stages}
     state = shard.read_state()
     chunking = sharding.ids_digest(own, ordered=True)
     if state is not None and config.overwrite and (state["generation"] != generation or state.get("chunking") != chunking):
@@ -120,17 +107,22 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         if state.get("chunking") != chunking:
             raise UserError(f"{shard.run_root}: the input rows of shard {shard.name} come in another order than when it started; "
                             "pass --overwrite to redo the shard")
-        if state["scoring"] != scoring_now:
-            log.warning("shard %s: scoring parameters changed (%s): rescoring, generations are kept",
-                        shard.name, ", ".join(_changed(scoring_now, state["scoring"])))
-            shard.clear_stage("teacher")
-            shard.clear_stage("scored")
-            shard.clear_done()
+        before = state.get("stages", {})
+        for k, stage in enumerate(stages):
+            if before.get(stage.name) != now[stage.name]:
+                redo = [s.name for s in stages[k:]]
+                log.warning("shard %s: %s parameters changed (%s): recomputing %s", shard.name, stage.name,
+                            ", ".join(_changed(now[stage.name], before.get(stage.name) or {})), ", ".join(redo))
+                for name in redo:
+                    shard.clear_stage(name)
+                shard.clear_done()
+                break
     shard.write_state({
         "format": STATE_FORMAT,
         "command": command,
         "generation": generation,
-        "scoring": scoring_now,
+        "stages": now,
+        "scoring": scoring_params(config),
         "shard": {"index": shard.index, "count": shard.count},
         "chunking": chunking,
         "num_rows": len(own),
@@ -138,6 +130,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "num_input_rows": rows.num_input_rows,
         "skipped_rows": dict(rows.skipped),
         "schema": rows.schema,
+        "options": by_section(config),  # every option, by section (run.json and the card show them so)
         # what the merge uses unless it is told otherwise
         "selection": asdict(config.selection()),
         "max_shard_size": config.max_shard_size,
@@ -161,7 +154,7 @@ def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> source
     )
 
 
-# -- stage 1: generation ------------------------------------------------------------------------
+# -- commands ---------------------------------------------------------------------------------
 def dry_run(config: GenerateConfig, emit: Callable[[str], None]) -> None:
     from .models import load_tokenizer
 
@@ -171,117 +164,13 @@ def dry_run(config: GenerateConfig, emit: Callable[[str], None]) -> None:
         emit(json.dumps({"id": row["id"], "teacher_prompt": prompt}, ensure_ascii=False))
 
 
-def _candidates(chunk: list[dict], samples) -> list[dict]:
-    out = []
-    for row, row_samples in zip(chunk, samples):
-        for k, sample in enumerate(row_samples):
-            parsed = protocol.parse_completion(sample.text)
-            out.append(
-                {
-                    "id": row["id"], "question": row["question"], "solution": row["solution"], "sample_index": k,
-                    "completion": sample.text, "explanation": parsed.explanation, "has_end_tag": parsed.has_end_tag,
-                    "truncated": sample.truncated, "num_completion_tokens": sample.num_tokens, "row_index": row["row_index"],
-                }
-            )
-    return out
-
-
-def generate_stage(store: ShardStore, chunks: list[list[dict]], config: GenerateConfig, backend, options) -> None:
-    pending = [i for i in range(len(chunks)) if not store.has_chunk("generated", i)]
-    if not pending:
-        return
-    generator = backend.Generator(config.teacher, options)
-    sampling = config.sampling()
-    bar = _progress(sum(map(len, chunks)), "generate", "q")
-    bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(pending)))
-    start, n_samples, n_tokens = time.perf_counter(), 0, 0
-    try:
-        for i in pending:
-            prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
-            # seeded by question: the same samples whichever shard, chunk or machine draws them
-            samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
-            store.write_chunk("generated", i, _candidates(chunks[i], samples))
-            n_samples += sum(map(len, samples))
-            n_tokens += sum(s.num_tokens for group in samples for s in group)
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(samples_s=f"{n_samples / elapsed:.2f}", tok_s=f"{n_tokens / elapsed:.0f}")
-            bar.update(len(chunks[i]))
-    finally:
-        bar.close()
-        generator.close()
-
-
-# -- stages 2 and 3: scoring ------------------------------------------------------------------
-def _scorable(rows: list[dict]) -> list[int]:
-    """Truncated samples are never training data: they are not scored."""
-    return [k for k, r in enumerate(rows) if not r["truncated"]]
-
-
-def teacher_stage(store: ShardStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
-    reward = config.reward()
-    pending = [i for i in range(num_chunks) if not store.has_chunk("teacher", i)]
-    if not reward.needs_teacher or not pending:
-        return
-    scorer = backend.Scorer(config.teacher, options)
-    try:
-        for i in _progress_iter(pending, "score (teacher)"):
-            rows = store.read_chunk("generated", i)
-            keep = _scorable(rows)
-            found = scoring.teacher_think_logprobs(scorer, [rows[k] for k in keep], reward)
-            out = [{"teacher_think_ids": [], "teacher_think_lp": []} for _ in rows]
-            for k, value in zip(keep, found):
-                out[k] = value
-            store.write_chunk("teacher", i, out)
-    finally:
-        scorer.close()
-
-
-def student_stage(store: ShardStore, num_chunks: int, config: ScoringOptions, backend, options) -> None:
-    reward = config.reward()
-    pending = [i for i in range(num_chunks) if not store.has_chunk("scored", i)]
-    if not pending:
-        return
-    scorer = backend.Scorer(config.student, options)
-    try:
-        if reward.needs_teacher:
-            from .models import load_tokenizer
-
-            scoring.check_tokenizers(load_tokenizer(config.teacher), scorer.tokenizer, reward)
-        empty = {name: None for name, _ in SCORE_FIELDS} | {"think_mismatch": False}
-        for i in _progress_iter(pending, "score (student)"):
-            rows = store.read_chunk("generated", i)
-            keep = _scorable(rows)
-            teacher = None
-            if reward.needs_teacher:
-                teacher_rows = store.read_chunk("teacher", i)
-                teacher = [teacher_rows[k] for k in keep]
-            scores = scoring.student_scores(scorer, [rows[k] for k in keep], teacher, reward)
-            out = [{**r, **empty} for r in rows]
-            for k, value in zip(keep, scores):
-                out[k].update(value)
-            store.write_chunk("scored", i, out)
-    finally:
-        scorer.close()
-
-
-def _progress_iter(items: list[int], desc: str):
-    bar = _progress(len(items), desc, "chunk")
-    try:
-        for item in items:
-            yield item
-            bar.update(1)
-    finally:
-        bar.close()
-
-
 # -- a shard, and a whole run ----------------------------------------------------------------
 def prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
     """The input rows, and the parameters that identify the run's generations (the same in every shard)."""
     rows = _load_rows(config, with_explanation=command == "score")
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
-    keys = GENERATION_KEYS if command == "generate" else SCORE_INPUT_KEYS
-    generation = {k: getattr(config, k) for k in keys} | {"rows": sharding.ids_digest(rows.rows, ordered=False)}
+    generation = stages_for(command)[0].params(config) | {"rows": sharding.ids_digest(rows.rows, ordered=False)}
     return rows, generation
 
 
@@ -293,19 +182,9 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
     shard = RunStore(config.output).shard(index, count)
     open_shard(shard, config, command, rows, own, generation)
     chunks = _chunks(own, config.chunk_size)
-    if command == "generate":
-        generate_stage(shard, chunks, config, *_backend_options(config, "generate"))
-    else:  # score: the given explanations stand in for generations
-        for i, chunk in enumerate(chunks):
-            if not shard.has_chunk("generated", i):
-                shard.write_chunk("generated", i, [
-                    {**r, "sample_index": 0, "completion": r["explanation"], "has_end_tag": True, "truncated": False,
-                     "num_completion_tokens": None}
-                    for r in chunk
-                ])
-    backend, options = _backend_options(config, "score")
-    teacher_stage(shard, len(chunks), config, backend, options)
-    student_stage(shard, len(chunks), config, backend, options)
+    for stage in stages_for(command):
+        backend, options = _backend_options(config, stage.role) if stage.role else (None, None)
+        stage.run(shard, chunks, config, backend, options)
     done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
     shard.mark_done(done)
     return done
@@ -335,7 +214,7 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     else:
         from .executors.local import run_shards
     run_shards(config, command, count, prepared)
-    return merge.merge(store, [store], count, merge.MergeOptions.from_config(config))
+    return merge.merge(store, [store], count, config)
 
 
 def generate(config: GenerateConfig) -> dict[str, Any] | None:

@@ -116,8 +116,8 @@ def teacher_think_logprobs(scorer: Any, rows: list[dict], config: RewardConfig) 
         for r in rows
     ]
     lps = scorer.logprobs([(t.ids, t.think) for t in tokenized], config.teacher_t)
-    return [
-        {"teacher_think_ids": [t.ids[i] for i in t.think], "teacher_think_lp": lp.tolist()}
+    return [  # numpy, not Python lists: long traces have tens of thousands of think tokens
+        {"teacher_think_ids": np.asarray(t.ids, dtype=np.int32)[t.think], "teacher_think_lp": np.asarray(lp, dtype=np.float32)}
         for t, lp in zip(tokenized, lps)
     ]
 
@@ -149,7 +149,7 @@ def student_scores(scorer: Any, rows: list[dict], teacher: list[dict] | None, co
         }
         kl = None
         if teacher is not None:
-            if teacher[k]["teacher_think_ids"] != [t.ids[i] for i in t.think]:
+            if not np.array_equal(np.asarray(teacher[k]["teacher_think_ids"]), np.asarray(t.ids, dtype=np.int64)[t.think]):
                 out.append({**base, **dict.fromkeys(REWARD_TERMS), "think_mismatch": True})
                 continue
             kl = np.asarray(teacher[k]["teacher_think_lp"], dtype=np.float64) - lp_think

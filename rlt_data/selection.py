@@ -17,8 +17,9 @@ Ranking within a question: higher reward first, then lower ``sample_index`` (det
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from typing import Iterable
+
+from .config import SelectionOptions
 
 STATUSES = (
     "kept", "not_best", "below_threshold", "too_long", "think_token_mismatch",
@@ -26,20 +27,8 @@ STATUSES = (
 )
 
 
-@dataclass(frozen=True)
-class SelectionConfig:
-    keep: str = "best"  # best | all | top-k
-    top_k: int = 1  # with keep="top-k"
-    min_reward: float | None = None
-    max_student_tokens: int | None = None
-
-    def validate(self) -> None:
-        from .errors import UserError
-
-        if self.keep not in ("best", "all", "top-k"):
-            raise UserError(f"--keep must be best, all or top-k, not {self.keep!r}")
-        if self.keep == "top-k" and self.top_k < 1:
-            raise UserError("--top-k must be at least 1")
+# The options (keep, top_k, min_reward, max_student_tokens) are declared once, in config.py.
+SelectionConfig = SelectionOptions
 
 
 def invalid_reason(c: dict, config: SelectionConfig) -> str | None:

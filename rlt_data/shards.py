@@ -27,46 +27,26 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .records import Candidate, Mismatch, Position, Scores, ShareGPTRow, Status, TeacherThink, TrainingRow, fields, schema
+
 STATE_DIR = ".rlt"
 STAGES = ("generated", "teacher", "scored")
 
-_FLOAT = pa.float64()
-# Where a question stands in the input: a merge of shards writes rows in input order with it.
-ROW_INDEX_FIELD = ("row_index", pa.int64())
-GENERATED_FIELDS = [
-    ("id", pa.string()), ("question", pa.string()), ("solution", pa.string()), ("sample_index", pa.int32()),
-    ("completion", pa.string()), ("explanation", pa.string()), ("has_end_tag", pa.bool_()),
-    ("truncated", pa.bool_()), ("num_completion_tokens", pa.int32()),
-]
-SCORE_FIELDS = [
-    ("reward", _FLOAT), ("r_ss", _FLOAT), ("r_kl", _FLOAT), ("lp_solution_mean", _FLOAT),
-    ("lp_solution_min", _FLOAT), ("kl_mean", _FLOAT), ("kl_max", _FLOAT), ("num_solution_tokens", pa.int32()),
-    ("num_think_tokens", pa.int32()), ("student_context_tokens", pa.int32()),
-]
+# Every schema is derived from the typed records (records.py): a column is declared once.
+GENERATED_FIELDS = fields(Candidate)
+SCORE_FIELDS = fields(Scores)
 SCHEMAS = {
-    "generated": pa.schema(GENERATED_FIELDS + [ROW_INDEX_FIELD]),
-    "teacher": pa.schema([("teacher_think_ids", pa.list_(pa.int32())), ("teacher_think_lp", pa.list_(pa.float32()))]),
-    "scored": pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("think_mismatch", pa.bool_()), ROW_INDEX_FIELD]),
+    "generated": schema(Candidate, Position),
+    "teacher": schema(TeacherThink),
+    "scored": schema(Candidate, Scores, Mismatch, Position),
 }
-CANDIDATES_SCHEMA = pa.schema(GENERATED_FIELDS + SCORE_FIELDS + [("status", pa.string())])
+CANDIDATES_SCHEMA = schema(Candidate, Scores, Status)
 # Config `default` (data/): what stock trainers read. `messages` (system, user, assistant) is the
 # scored student context; there is deliberately no `conversations` column here, because TRL's
 # SFTTrainer rebuilds `messages` from `conversations` when both are present (dropping the system turn).
-DATA_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()), ("question", pa.string()), ("solution", pa.string()), ("explanation", pa.string()),
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("sample_index", pa.int32()), ("num_explanation_tokens", pa.int32()),
-    ]
-    + SCORE_FIELDS
-)
+DATA_SCHEMA = schema(TrainingRow, Scores)
 # Config `sharegpt` (sharegpt/): the same rows in the Bespoke-Stratos schema (LLaMA-Factory, SkyThought).
-SHAREGPT_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()), ("system", pa.string()),
-        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
-    ]
-)
+SHAREGPT_SCHEMA = schema(ShareGPTRow)
 # config name -> folder of its shards, in the order the card lists them
 SPLIT_FOLDERS = {"default": "data", "sharegpt": "sharegpt", "candidates": "candidates"}
 
@@ -85,10 +65,15 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
+# Rows per row group of a stage's chunk file: the merge streams a chunk one row group at a time
+# from every shard at once, so this bounds its memory (32 shards x 64 rows x 40 KB: ~80 MB).
+CHUNK_ROW_GROUP = 64
+
+
+def write_parquet(path: Path, table: pa.Table, row_group_rows: int | None = None) -> None:
     def write(tmp: Path) -> None:
         if table.num_rows:
-            pq.write_table(table, tmp, compression="snappy")
+            pq.write_table(table, tmp, compression="snappy", row_group_size=row_group_rows)
         else:  # schema only, no row group (an empty row group breaks readers such as `datasets`)
             pq.ParquetWriter(tmp, table.schema, compression="snappy").close()
 
@@ -152,10 +137,25 @@ class ShardStore:
         return self.chunk_path(stage, index).is_file()
 
     def write_chunk(self, stage: str, index: int, rows: list[dict]) -> None:
-        write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]))
+        write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]), CHUNK_ROW_GROUP)
+
+    def write_table(self, stage: str, index: int, rows: list[dict]) -> None:
+        """Like ``write_chunk``, for rows of numpy arrays: each column converted by Arrow as a whole."""
+        columns = {name: pa.array([r[name] for r in rows], type=SCHEMAS[stage].field(name).type) for name in SCHEMAS[stage].names}
+        write_parquet(self.chunk_path(stage, index), pa.table(columns, schema=SCHEMAS[stage]), CHUNK_ROW_GROUP)
 
     def read_chunk(self, stage: str, index: int) -> list[dict]:
         return self.read_chunk_table(stage, index).to_pylist()
+
+    def read_arrays(self, stage: str, index: int) -> list[dict]:
+        """The rows of a chunk of list columns, each value a numpy view (no Python object per element)."""
+        table = self.read_chunk_table(stage, index)
+        columns = {}
+        for name in table.column_names:
+            col = table.column(name).combine_chunks()
+            offsets, values = col.offsets.to_numpy(), col.values.to_numpy(zero_copy_only=False)
+            columns[name] = [values[offsets[k]:offsets[k + 1]] for k in range(len(col))]
+        return [{name: columns[name][k] for name in columns} for k in range(table.num_rows)]
 
     def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage], columns=columns)

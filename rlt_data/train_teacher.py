@@ -161,7 +161,6 @@ class PolicyScorer:
         self.rows_per_pass = rows_per_pass
 
     def logprobs(self, requests: list[tuple[list[int], Any]], temperature: float) -> list:
-        import numpy as np
         import torch
 
         if abs(temperature - self.trainer.temperature) > 1e-9:

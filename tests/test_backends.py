@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 from typer.testing import CliRunner
 
 from rlt_data import protocol, toy
 from rlt_data.backends import BACKENDS, SamplingConfig, derive_seed, load_backend
 from rlt_data.cli import app
-from conftest import write_jsonl
+from helpers import write_jsonl
 
 runner = CliRunner()
 
@@ -105,3 +103,28 @@ def test_generation_and_scoring_backends_can_differ(toy_models, tmp_path):
     assert all(c["completion"].startswith("Step 1:") for c in candidates)  # the dummy's text
     scored = [c for c in candidates if c["reward"] is not None]
     assert scored and all(np.isfinite(c["reward"]) for c in scored)  # scored by the real student
+
+
+def test_a_changed_stage_is_recomputed_with_every_stage_after_it(toy_models, tmp_path):
+    """The general rule of stages/, on `score`: the format penalty is the student stage's alone (the
+    teacher's log-probs are kept); the scoring temperature is the teacher stage's too (both redone)."""
+    rows = [{"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]} for r in toy.toy_rows(4, seed=6)]
+    dataset = write_jsonl(tmp_path / "set.jsonl", rows)
+    out = tmp_path / "run"
+    base = ["score", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset, "--output", out,
+            "--backend", "dummy", "--chunk-size", "2"]
+    run = lambda *extra: runner.invoke(app, [str(a) for a in base + list(extra)])  # noqa: E731
+    stamps = lambda stage: {p.name: p.stat().st_mtime_ns for p in (out / ".rlt" / stage).glob("*.parquet")}  # noqa: E731
+    assert run().exit_code == 0
+    before = {stage: stamps(stage) for stage in ("generated", "teacher", "scored")}
+    assert all(len(v) == 2 for v in before.values())
+
+    assert run("--format-penalty", "-2").exit_code == 0
+    assert stamps("generated") == before["generated"] and stamps("teacher") == before["teacher"]
+    assert all(stamps("scored")[k] != v for k, v in before["scored"].items())
+
+    assert run("--format-penalty", "-2", "--temperature-score", "1.0").exit_code == 0
+    assert stamps("generated") == before["generated"]
+    assert all(stamps("teacher")[k] != v for k, v in before["teacher"].items())
+    state = json.loads((out / ".rlt" / "shard.json").read_text())
+    assert state["stages"]["teacher"]["teacher_temperature"] == 1.0 and state["stages"]["scored"]["format_penalty"] == -2.0

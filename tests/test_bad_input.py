@@ -14,7 +14,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_jsonl
+from helpers import write_jsonl
 from rlt_data.cli import app
 
 runner = CliRunner()

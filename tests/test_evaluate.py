@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_jsonl
+from helpers import write_jsonl
 from rlt_data.cli import app
 from rlt_data.evaluate import check_choice, check_math, last_boxed
 

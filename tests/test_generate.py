@@ -6,29 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from rlt_data import protocol
-from rlt_data.cli import app
-from conftest import write_jsonl
+from helpers import cli, gen_args, invoke, read, write_jsonl
 
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def gen_args(models, dataset, output, *extra):
-    return ["generate", "--teacher", models["teacher"], "--student", models["student"], "--dataset", dataset,
-            "--output", output, "--num-samples", "3", "--max-new-tokens", "100", "--chunk-size", "2", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +26,6 @@ def toy_run(toy_models, tmp_path_factory):
     assert result.exit_code == 0, result.output
     return root / "out", dataset, result.output
 
-
-def read(folder: Path) -> list[dict]:
-    return pq.read_table(sorted(folder.glob("*.parquet"))).to_pylist()
 
 
 def test_layout_rows_and_summary(toy_run):
@@ -165,7 +147,7 @@ def test_yaml_config_and_flag_override(random_models, toy_set, tmp_path):
     assert invoke("generate", "--config", config, "--limit", "2").exit_code == 0
     state = json.loads((tmp_path / "out" / ".rlt" / "run.json").read_text())
     assert state["generation"]["limit"] == 2 and state["generation"]["max_new_tokens"] == 8
-    assert state["scoring"]["kl_coefs"] == "0,0" and len(read(tmp_path / "out" / "candidates")) == 4
+    assert state["scoring"]["kl_coefs"] == [0.0, 0.0] and len(read(tmp_path / "out" / "candidates")) == 4
 
 
 @pytest.mark.parametrize(
@@ -226,10 +208,6 @@ def test_score_command_on_bespoke_rows(toy_models, tmp_path):
     assert data[0]["explanation"] == toy.toy_rows(4, seed=5)[0]["explanation"]
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rlt_data.cli", *map(str, args)]
-
-
 @pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_rows(toy_models, tmp_path):
     from rlt_data import toy
@@ -238,11 +216,11 @@ def test_resume_after_kill_9_gives_the_same_rows(toy_models, tmp_path):
     args = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--num-samples", "2", "--max-new-tokens", "80", "--chunk-size", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(_cli(*args, "--output", tmp_path / "whole"), check=True, env=env, capture_output=True)
+    subprocess.run(cli(*args, "--output", tmp_path / "whole"), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
     for stage, chunk in (("generated", 3), ("scored", 1)):  # kill once while generating, once while scoring
-        proc = subprocess.Popen(_cli(*args, "--output", killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cli(*args, "--output", killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = killed / ".rlt" / stage / f"chunk-{chunk:05d}.parquet"
         deadline = time.time() + 120
         while not target.exists() and proc.poll() is None and time.time() < deadline:
@@ -251,7 +229,7 @@ def test_resume_after_kill_9_gives_the_same_rows(toy_models, tmp_path):
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "data").exists()
-    done = subprocess.run(_cli(*args, "--output", killed), env=env, capture_output=True, text=True)
+    done = subprocess.run(cli(*args, "--output", killed), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     for folder in ("data", "sharegpt", "candidates"):
         assert read(killed / folder) == read(tmp_path / "whole" / folder)

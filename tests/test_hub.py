@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hub_server import TOKEN, HubServer
-from test_generate import gen_args, invoke, read
+from helpers import gen_args, invoke, read
 
 
 @pytest.fixture

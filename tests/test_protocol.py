@@ -4,7 +4,7 @@ import json
 import pytest
 
 from rlt_data import protocol
-from conftest import SPEC_DIR
+from helpers import SPEC_DIR
 
 TEACHER_SHA = "2a6900e8cd23891f5b34a68c8b386045cd42c6c17ce0caa13f65005da0a49484"
 STUDENT_SHA = "6490a490932e93a0712ec83d53b79036a10059ccdbf786e088ac9c247aa19141"

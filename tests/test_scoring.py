@@ -7,19 +7,7 @@ import torch
 from rlt_data import protocol, scoring, toy
 from rlt_data.backends import transformers_backend as hf
 from rlt_data.errors import UserError
-
-ROWS = [
-    {"question": "What is 2 + 3?", "explanation": "Add them.", "solution": "\\boxed{5}", "has_end_tag": True},
-    {
-        "question": "Résumé: combien font 12 + 30 ? 你好",
-        "explanation": "Add the units: 2 + 0 = 2.\n\nAdd the tens: 1 + 3 = 4.\n\n" * 12 + "Done — 42 ✓.",
-        "solution": "The answer is \\boxed{42}.",
-        "has_end_tag": False,
-    },
-    # ends with punctuation: with Qwen's pre-tokenizer "." and "\n\n" merge at the span's end
-    {"question": "Q", "explanation": "x.", "solution": "S.", "has_end_tag": True},
-]
-
+from helpers import ROWS
 
 def naive_token_logprobs(model, tokenizer, text, temperature):
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)

@@ -8,29 +8,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from rlt_data import sharding, toy
-from rlt_data.cli import app
-from conftest import write_jsonl
+from helpers import gen_args, invoke, read, write_jsonl
 
-runner = CliRunner()
 FOLDERS = ("data", "sharegpt", "candidates")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def read(folder: Path) -> list[dict]:
-    return pq.read_table(sorted(folder.glob("*.parquet"))).to_pylist()
-
-
 def args(models, dataset, output, *extra):
-    return ["generate", "--teacher", models["teacher"], "--student", models["student"], "--dataset", dataset,
-            "--output", output, "--num-samples", "2", "--max-new-tokens", "60", "--chunk-size", "1", *extra]
+    return gen_args(models, dataset, output, *extra, samples=2, max_new_tokens=60, chunk_size=1)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 
 from rlt_data import sources
 from rlt_data.errors import UserError
-from conftest import write_jsonl
+from helpers import write_jsonl
 
 A = "<|begin_of_thought|>\n\nthink hard\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n{sol}\n\n<|end_of_solution|>"
 

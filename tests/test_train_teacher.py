@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_jsonl
+from helpers import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_RECIPES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes" / "teacher").rglob("*.yaml"))

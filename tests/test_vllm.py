@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,9 +15,7 @@ from rlt_data import protocol, scoring, toy  # noqa: E402
 from rlt_data.backends import SamplingConfig, derive_seed  # noqa: E402
 from rlt_data.backends import transformers_backend as hf  # noqa: E402
 from rlt_data.backends import vllm_backend as vb  # noqa: E402
-from conftest import write_jsonl  # noqa: E402
-from test_generate import read  # noqa: E402
-from test_scoring import ROWS  # noqa: E402
+from helpers import ROWS, cli, read, write_jsonl  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 CPU_ENGINE = vb.Options(dtype="float32", max_model_len=2048, enforce_eager=True)
@@ -67,24 +64,20 @@ def test_samples_grouped_seeded_and_scores_match_transformers(toy_models):
         assert v["num_think_tokens"] == h["num_think_tokens"]
 
 
-def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "rlt_data.cli", *map(str, args)]
-
-
 @pytest.mark.slow
 def test_resume_and_two_replicas_give_the_same_rows(toy_models, tmp_path):
     dataset = write_jsonl(tmp_path / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(8, seed=4)])
     args = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--num-samples", "2", "--max-new-tokens", "80", "--chunk-size", "1", *ENGINE_FLAGS]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    one = subprocess.run(_cli(*args, "--output", tmp_path / "one"), env=env, capture_output=True, text=True)
+    one = subprocess.run(cli(*args, "--output", tmp_path / "one"), env=env, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-3000:]
 
-    two = subprocess.run(_cli(*args, "--output", tmp_path / "two", "--data-parallel-size", "2"), env=env, capture_output=True, text=True)
+    two = subprocess.run(cli(*args, "--output", tmp_path / "two", "--data-parallel-size", "2"), env=env, capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*args, "--output", killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli(*args, "--output", killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     target = killed / ".rlt" / "generated" / "chunk-00002.parquet"
     deadline = time.time() + 180
     while not target.exists() and proc.poll() is None and time.time() < deadline:
@@ -92,7 +85,7 @@ def test_resume_and_two_replicas_give_the_same_rows(toy_models, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    resumed = subprocess.run(_cli(*args, "--output", killed), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(cli(*args, "--output", killed), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     for folder in ("data", "candidates"):

@@ -239,7 +239,6 @@ def _segments_attention(module, query, key, value, attention_mask, dropout=0.0, 
 
 
 def _torch_varlen_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None, **kwargs):
-    import torch
     from torch.nn.attention.varlen import varlen_attn
 
     if kwargs.get("cu_seq_lens_q") is None:

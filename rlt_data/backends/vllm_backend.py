@@ -161,7 +161,6 @@ def _strip_stop(text: str, tokenizer: Any, token_ids: Any, stop_ids: list[int]) 
 
 def load_output_layer(model: str, device: str):
     """The checkpoint's output-layer weight (``lm_head``, or the input embedding when tied)."""
-    import torch
     from safetensors import safe_open
 
     path = Path(model).expanduser()

@@ -59,7 +59,7 @@ def scripts(config: Any, command: str, folder: Path) -> dict[str, str]:
         f"{cli} {command} --config {shlex.quote(str(folder / 'config.yaml'))} --shard-index \"$SLURM_ARRAY_TASK_ID\" &",
         "wait $!",
     ]
-    merge_lines = _header(f"rlt-data-merge", config, logs, ["--ntasks=1", "--cpus-per-task=2", "--mem=16G", "--time=04:00:00"])
+    merge_lines = _header("rlt-data-merge", config, logs, ["--ntasks=1", "--cpus-per-task=2", "--mem=16G", "--time=04:00:00"])
     merge_lines += _setup(config) + [f"{cli} merge {shlex.quote(str(output))}"]
     if getattr(config, "push_to_hub", None):
         private = " --private" if getattr(config, "private", False) else ""
@@ -76,7 +76,8 @@ def scripts(config: Any, command: str, folder: Path) -> dict[str, str]:
 
 def shard_options(config: Any) -> dict[str, Any]:
     """What every shard job runs with: this command's options but the scheduling ones."""
-    values = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and k not in SCHEDULING and not k.startswith("slurm_")}
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+              if v is not None and k not in SCHEDULING and not k.startswith("slurm_")}
     values["output"] = str(Path(config.output).resolve())
     return values
 

@@ -1,0 +1,61 @@
+"""Stage ``generated`` for ``rlt-data generate``: the teacher samples explanations, seeded per question."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import protocol
+from ..backends import derive_seed
+from ..records import Candidate, Position, row
+from . import pending, progress
+
+
+class Generate:
+    name, needs, role = "generated", (), "generate"
+    # what identifies the run's generations (with the input's ids): a change is refused, not recomputed
+    KEYS = (
+        "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
+        "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
+    )
+
+    def params(self, config) -> dict[str, Any]:
+        return {k: getattr(config, k) for k in self.KEYS}
+
+    def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
+        todo = pending(shard, self.name, len(chunks))
+        if not todo:
+            return
+        generator = backend.Generator(config.teacher, options)
+        sampling = config.sampling()
+        bar = progress(sum(map(len, chunks)), "generate", "q")
+        bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(todo)))
+        start, n_samples, n_tokens = time.perf_counter(), 0, 0
+        try:
+            for i in todo:
+                prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
+                # seeded by question: the same samples whichever shard, chunk or machine draws them
+                samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
+                shard.write_chunk(self.name, i, candidates(chunks[i], samples))
+                n_samples += sum(map(len, samples))
+                n_tokens += sum(s.num_tokens for group in samples for s in group)
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(samples_s=f"{n_samples / elapsed:.2f}", tok_s=f"{n_tokens / elapsed:.0f}")
+                bar.update(len(chunks[i]))
+        finally:
+            bar.close()
+            generator.close()
+
+
+def candidates(chunk: list[dict], samples) -> list[dict]:
+    out = []
+    for question, group in zip(chunk, samples):
+        for k, sample in enumerate(group):
+            parsed = protocol.parse_completion(sample.text)
+            out.append(row(
+                Candidate(id=question["id"], question=question["question"], solution=question["solution"], sample_index=k,
+                          completion=sample.text, explanation=parsed.explanation, has_end_tag=parsed.has_end_tag,
+                          truncated=sample.truncated, num_completion_tokens=sample.num_tokens),
+                Position(question["row_index"]),
+            ))
+    return out

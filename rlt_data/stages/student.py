@@ -1,0 +1,46 @@
+"""Stage ``scored``: the student's log-probs of the solution (and of the think tokens, for the KL term) -> the reward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import scoring
+from ..records import Mismatch, Scores, row
+from . import pending, progress_iter, scorable
+
+KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
+
+
+class StudentScores:
+    name, needs, role = "scored", ("generated", "teacher"), "score"
+
+    def params(self, config) -> dict[str, Any]:
+        # as JSON records them: coefficient pairs as lists
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(config, k)) for k in KEYS)}
+
+    def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
+        reward = config.reward()
+        todo = pending(shard, self.name, len(chunks))
+        if not todo:
+            return
+        scorer = backend.Scorer(config.student, options)
+        try:
+            if reward.needs_teacher:
+                from ..models import load_tokenizer
+
+                scoring.check_tokenizers(load_tokenizer(config.teacher), scorer.tokenizer, reward)
+            empty = row(Scores(), Mismatch())
+            for i in progress_iter(todo, "score (student)"):
+                rows = shard.read_chunk("generated", i)
+                keep = scorable(rows)
+                teacher = None
+                if reward.needs_teacher:
+                    teacher_rows = shard.read_arrays("teacher", i)
+                    teacher = [teacher_rows[k] for k in keep]
+                scores = scoring.student_scores(scorer, [rows[k] for k in keep], teacher, reward)
+                out = [{**r, **empty} for r in rows]
+                for k, value in zip(keep, scores):
+                    out[k].update(value)
+                shard.write_chunk(self.name, i, out)
+        finally:
+            scorer.close()
