@@ -30,7 +30,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def toy_set(path: Path, n: int, seed: int) -> Path:
+def write_toy_set(path: Path, n: int, seed: int) -> Path:
     """``n`` toy questions (question, solution) as JSONL."""
     from rlt_data import toy
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from rlt_data import protocol, toy
 from rlt_data.backends import BACKENDS, SamplingConfig, derive_seed, load_backend
 from rlt_data.cli import app
-from helpers import write_jsonl
+from helpers import write_jsonl, write_toy_set
 
 runner = CliRunner()
 
@@ -54,7 +54,7 @@ def _read(folder):
 def test_scoring_changes_rescore_and_selection_changes_reselect(toy_models, tmp_path):
     """The rule, on the dummy backend (milliseconds): other generation parameters are refused; other
     scoring parameters rescore the kept generations; other selection parameters only reselect."""
-    dataset = write_jsonl(tmp_path / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(5, seed=3)])
+    dataset = write_toy_set(tmp_path / "set.jsonl", 5, 3)
     out = tmp_path / "run"
     base = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--output", out, "--backend", "dummy", "--num-samples", "4", "--chunk-size", "2", "--max-new-tokens", "40"]
@@ -92,7 +92,7 @@ def test_scoring_changes_rescore_and_selection_changes_reselect(toy_models, tmp_
 
 
 def test_generation_and_scoring_backends_can_differ(toy_models, tmp_path):
-    dataset = write_jsonl(tmp_path / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(2, seed=4)])
+    dataset = write_toy_set(tmp_path / "set.jsonl", 2, 4)
     out = tmp_path / "run"
     result = runner.invoke(app, [str(a) for a in [
         "generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset, "--output", out,

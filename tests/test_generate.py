@@ -12,16 +12,15 @@ import pytest
 import yaml
 
 from rlt_data import protocol
-from helpers import cli, gen_args, invoke, read, write_jsonl
+from helpers import cli, gen_args, invoke, read, write_jsonl, write_toy_set
 
 
 
 @pytest.fixture(scope="module")
 def toy_run(toy_models, tmp_path_factory):
-    from rlt_data import toy
 
     root = tmp_path_factory.mktemp("toy_run")
-    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(6, seed=123)])
+    dataset = write_toy_set(root / "set.jsonl", 6, 123)
     result = invoke(*gen_args(toy_models, dataset, root / "out"))
     assert result.exit_code == 0, result.output
     return root / "out", dataset, result.output
@@ -210,9 +209,8 @@ def test_score_command_on_bespoke_rows(toy_models, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_rows(toy_models, tmp_path):
-    from rlt_data import toy
 
-    dataset = write_jsonl(tmp_path / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(10, seed=9)])
+    dataset = write_toy_set(tmp_path / "set.jsonl", 10, 9)
     args = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--num-samples", "2", "--max-new-tokens", "80", "--chunk-size", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hub_server import TOKEN, HubServer
-from helpers import gen_args, invoke, read
+from helpers import gen_args, invoke, read, write_toy_set
 
 
 @pytest.fixture
@@ -24,11 +24,9 @@ def hub():
 
 @pytest.fixture(scope="module")
 def run_dir(toy_models, tmp_path_factory):
-    from conftest import write_jsonl
-    from rlt_data import toy
 
     root = tmp_path_factory.mktemp("hub_run")
-    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(6, seed=77)])
+    dataset = write_toy_set(root / "set.jsonl", 6, 77)
     result = invoke(*gen_args(toy_models, dataset, root / "run", "--max-shard-size", "6KB"))
     assert result.exit_code == 0, result.output
     assert len(list((root / "run" / "candidates").glob("*.parquet"))) > 1

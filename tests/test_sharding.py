@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlt_data import sharding, toy
-from helpers import gen_args, invoke, read, write_jsonl
+from helpers import gen_args, invoke, read, write_toy_set
 
 FOLDERS = ("data", "sharegpt", "candidates")
 
@@ -23,7 +23,7 @@ def args(models, dataset, output, *extra):
 @pytest.fixture(scope="module")
 def serial(toy_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("sharding")
-    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(7, seed=41)])
+    dataset = write_toy_set(root / "set.jsonl", 7, 41)
     result = invoke(*args(toy_models, dataset, root / "serial"))
     assert result.exit_code == 0, result.output
     return root, dataset

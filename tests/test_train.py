@@ -197,12 +197,11 @@ def test_trl_sft_cli_on_a_run_folder(toy_models, toy_run_dir, tmp_path):
 def toy_run_dir(toy_models, tmp_path_factory):
     from typer.testing import CliRunner
 
-    from conftest import write_jsonl
-    from rlt_data import toy
+    from helpers import write_toy_set
     from rlt_data.cli import app
 
     root = tmp_path_factory.mktemp("train_run")
-    dataset = write_jsonl(root / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(12, seed=31)])
+    dataset = write_toy_set(root / "set.jsonl", 12, 31)
     result = CliRunner().invoke(app, ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"],
                                       "--dataset", str(dataset), "--output", str(root / "run"), "--num-samples", "2",
                                       "--max-new-tokens", "120", "--keep", "all", "--kl-coefs", "0,0"])

@@ -15,7 +15,7 @@ from rlt_data import protocol, scoring, toy  # noqa: E402
 from rlt_data.backends import SamplingConfig, derive_seed  # noqa: E402
 from rlt_data.backends import transformers_backend as hf  # noqa: E402
 from rlt_data.backends import vllm_backend as vb  # noqa: E402
-from helpers import ROWS, cli, read, write_jsonl  # noqa: E402
+from helpers import ROWS, cli, read, write_toy_set  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 CPU_ENGINE = vb.Options(dtype="float32", max_model_len=2048, enforce_eager=True)
@@ -66,7 +66,7 @@ def test_samples_grouped_seeded_and_scores_match_transformers(toy_models):
 
 @pytest.mark.slow
 def test_resume_and_two_replicas_give_the_same_rows(toy_models, tmp_path):
-    dataset = write_jsonl(tmp_path / "set.jsonl", [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(8, seed=4)])
+    dataset = write_toy_set(tmp_path / "set.jsonl", 8, 4)
     args = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--num-samples", "2", "--max-new-tokens", "80", "--chunk-size", "1", *ENGINE_FLAGS]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
