@@ -229,7 +229,7 @@ def vllm_part(args, report: dict) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
     from rlt_data.backends import vllm_backend as vb
 
     config = qwen_config(args.smoke)

@@ -26,7 +26,7 @@ VOCAB = 151_646
 
 
 def build(root: Path) -> str:
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
 
     tok = tiny.build_tokenizer()
     path = root / "model"

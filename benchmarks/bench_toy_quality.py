@@ -83,6 +83,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from rlt_data import toy
+    from rlt_data.testing import toy_training
     from rlt_data.config import preset_values
 
     start = time.time()
@@ -102,7 +103,7 @@ def main() -> None:
             for name, rows in arms.items():
                 target = Path(tmp) / name.split()[0]
                 shutil.copytree(student, target)
-                toy.train_causal_lm(target, toy.student_pairs(tok, rows), steps=args.steps, lr=args.lr, batch_size=8, seed=seed)
+                toy_training.train_causal_lm(target, toy_training.student_pairs(tok, rows), steps=args.steps, lr=args.lr, batch_size=8, seed=seed)
                 step_acc = float(np.mean([toy.step_accuracy(r["a"], r["b"], r["explanation"]) for r in rows]))
                 results.setdefault(name, []).append((accuracy(str(target), held_out), step_acc))
     base = accuracy(student, held_out)

@@ -14,7 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from rlt_data import tiny, toy
+from rlt_data import toy
+from rlt_data.testing import tiny, toy_training
 
 ROOT = Path(__file__).resolve().parents[1] / "rlt_data" / "resources" / "toy"
 SHAPE = dict(hidden_size=128, num_layers=4, num_heads=4, max_position_embeddings=2048, embedding_std=None)
@@ -33,12 +34,12 @@ def main() -> None:
     )
     (args.out / "benchmark.jsonl").write_text("".join(json.dumps(r) + "\n" for r in toy.benchmark_rows()))
     tokenizer = tiny.build_tokenizer()
-    for name, pairs, seed in (("teacher", toy.teacher_pairs, 1), ("student", toy.student_pairs, 2)):
+    for name, pairs, seed in (("teacher", toy_training.teacher_pairs, 1), ("student", toy_training.student_pairs, 2)):
         path = args.out / name
         shutil.rmtree(path, ignore_errors=True)
         tiny.build_model(path, seed=seed, tokenizer=tokenizer, **SHAPE)
         start = time.time()
-        losses = toy.train_causal_lm(path, pairs(tokenizer, train), steps=args.steps, lr=3e-3, batch_size=16, seed=seed)
+        losses = toy_training.train_causal_lm(path, pairs(tokenizer, train), steps=args.steps, lr=3e-3, batch_size=16, seed=seed)
         print(f"{name}: {args.steps} steps in {time.time() - start:.0f}s, loss {losses[0]:.3f} -> {sum(losses[-20:]) / 20:.3f}")
 
 

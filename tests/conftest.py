@@ -21,7 +21,7 @@ from helpers import SPEC_DIR, write_jsonl  # noqa: E402,F401  (shared helpers: t
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
 
     return tiny.build_tokenizer()
 
@@ -29,7 +29,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def random_models(tmp_path_factory, tokenizer):
     """Untrained teacher and student (same tokenizer, different weights)."""
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
 
     root = tmp_path_factory.mktemp("random_models")
     return {
@@ -54,7 +54,7 @@ def qwen_tokenizer():
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
 
     vocab = Path(qt.__file__).parent / "resources" / "qwen.tiktoken"
     pattern = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""

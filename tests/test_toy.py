@@ -60,8 +60,8 @@ def test_reward_ranks_correct_steps_above_corrupted():
 
 
 def test_training_loop_lowers_the_loss(tmp_path, tokenizer):
-    from rlt_data import tiny
+    from rlt_data.testing import tiny, toy_training
 
     path = tiny.build_model(tmp_path / "m", seed=3, tokenizer=tokenizer, embedding_std=None)
-    losses = toy.train_causal_lm(path, toy.teacher_pairs(tokenizer, toy.toy_rows(16, seed=1)), steps=25, batch_size=4)
+    losses = toy_training.train_causal_lm(path, toy_training.teacher_pairs(tokenizer, toy.toy_rows(16, seed=1)), steps=25, batch_size=4)
     assert sum(losses[-5:]) < sum(losses[:5])

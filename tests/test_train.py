@@ -161,7 +161,8 @@ def test_shipped_toy_templates_mark_the_assistant_turn(toy_models, tokenizer):
     from transformers import AutoTokenizer
     from trl.chat_template_utils import has_generation_markers, is_chat_template_stop_token_trained
 
-    from rlt_data import protocol, tiny
+    from rlt_data import protocol
+    from rlt_data.testing import tiny
 
     plain = (
         "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"

@@ -208,7 +208,7 @@ def _cli(*args, cwd=ROOT):
     ["no_phase", "missing_config", "no_trace", "missing_model", "missing_student", "different_tokenizers", "student_dtype"],
 )
 def test_bad_input_one_line_exit_2(case, tmp_path, toy_models, random_models, capsys):
-    from rlt_data import tiny
+    from rlt_data.testing import tiny
 
     flat = write_jsonl(tmp_path / "flat.jsonl", [{"question": "What is 1 + 2?", "solution": "3"}])
     common = ["--output_dir", str(tmp_path / "out"), "--use_cpu", "true", "--report_to", "none"]

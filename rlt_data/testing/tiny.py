@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import protocol
+from .. import protocol
 
 # ChatML. Each assistant turn's content and its closing <|im_end|> sit inside {% generation %}
 # markers, so stock TRL's `assistant_only_loss` (return_assistant_tokens_mask) works; the markers
