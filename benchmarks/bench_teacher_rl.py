@@ -299,8 +299,8 @@ def main() -> None:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from rlt_data import toy
     from rlt_data.config import preset_values
+    from rlt_data.testing import toy_training
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -319,7 +319,7 @@ def main() -> None:
         root = Path(root)
         weak = root / "weak-student"
         shutil.copytree(shipped, weak)
-        toy.train_causal_lm(weak, toy.student_pairs(tok, [slipped(r) for r in data["weaken"]]),
+        toy_training.train_causal_lm(weak, toy_training.student_pairs(tok, [slipped(r) for r in data["weaken"]]),
                             steps=args.weaken_steps, lr=args.student_lr, seed=0)
         weak_acc, shipped_acc = accuracy(str(weak), data["eval"]), accuracy(shipped, data["eval"])
         say(f"weak student: held-out accuracy {weak_acc:.3f} (shipped student {shipped_acc:.3f}, {len(data['eval'])} questions)")
@@ -351,7 +351,7 @@ def main() -> None:
                 student = tmp / "student"
                 shutil.rmtree(student, ignore_errors=True)
                 shutil.copytree(weak, student)
-                toy.train_causal_lm(student, toy.student_pairs(tok, rows), steps=args.student_steps, lr=args.student_lr, seed=seed)
+                toy_training.train_causal_lm(student, toy_training.student_pairs(tok, rows), steps=args.student_steps, lr=args.student_lr, seed=seed)
                 acc = accuracy(str(student), data["eval"])
                 record["arms"][arm] = {"accuracy": acc, "step_accuracy": float(np.mean([r["_step"] for r in rows])), "rows": len(rows)}
                 say(f"seed {seed}: student on '{arm}' ({len(rows)} rows, step accuracy "
