@@ -192,12 +192,14 @@ def test_ray_two_nodes_a_killed_worker_resumes_and_rows_equal_a_serial_run(seria
             time.sleep(0.05)
 
     try:
-        ray.init(address=cluster.address, log_to_driver=False)
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        assert len(cluster.list_all_nodes()) == 2
         killer = threading.Thread(target=kill_one_worker_mid_shard, daemon=True)
         killer.start()
-        result = invoke(*args(toy_models, dataset, out, "--num-shards", "2", "--executor", "ray", "--max-retries", "2"))
+        # rlt-data connects (and disconnects) itself, as from a login node: --ray-address
+        result = invoke(*args(toy_models, dataset, out, "--num-shards", "2", "--executor", "ray", "--max-retries", "2",
+                              "--ray-address", cluster.address))
         killer.join()
+        assert not ray.is_initialized()
     finally:
         ray.shutdown()
         cluster.shutdown()
