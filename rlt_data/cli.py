@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from .config import GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build, section_of
+from .config import GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
 from .errors import UserError
 
 
@@ -143,7 +143,7 @@ def _generate(config: GenerateConfig) -> None:
 def _after_run(config: GenerateConfig) -> None:
     """``generate --push-to-hub REPO``: publish the finished run."""
     if config.push_to_hub:
-        from .hub import PushOptions, push
+        from .hub import push
 
         push(config.output, PushOptions(repo_id=config.push_to_hub, private=config.private), echo=typer.echo)
 
@@ -196,19 +196,13 @@ options_command(
 
 
 def _push(output: str, repo_id: str, **flags: Any) -> None:
-    from .hub import PushOptions, push
+    from .hub import push
 
     push(output, PushOptions(repo_id=repo_id, **{k: v for k, v in flags.items() if v is not None}), echo=typer.echo)
 
 
-def _push_options() -> type:
-    from .hub import PushOptions
-
-    return PushOptions
-
-
 options_command(
-    "push-to-hub", "Publish a run folder as a Hugging Face dataset repository (resumable).", _push_options(), _push,
+    "push-to-hub", "Publish a run folder as a Hugging Face dataset repository (resumable).", PushOptions, _push,
     arguments=(("output", str, "A run folder written by generate or score."), ("repo_id", str, "Dataset repo id, e.g. user/stratos-rlt.")),
 )
 

@@ -263,6 +263,34 @@ class PublishOptions:
     private: bool = opt(False, "With --push-to-hub: create the repo private.")
 
 
+@dataclass
+class PushOptions:
+    """``rlt-data push-to-hub``."""
+
+    SECTION = "Push"
+    repo_id: str = opt("", "Dataset repo id, e.g. user/stratos-rlt.")
+    private: bool = opt(False, "Create the repo private.")
+    revision: str | None = opt(None, "Branch to push to (created from main if missing).")
+    token: str | None = opt(None, "Hub token (default: HF_TOKEN or the stored login). Never printed.")
+    commit_message: str = opt("Upload RLT distillation set with rlt-data", "Commit message.")
+    create_pr: bool = opt(False, "Open a pull request instead of committing to the branch.")
+    endpoint: str | None = opt(None, "Hub endpoint (default: HF_ENDPOINT or https://huggingface.co).")
+    allow_partial: bool = opt(False, "Publish an incomplete run's finished chunks.")
+    dry_run: bool = opt(False, "Print the operations and upload nothing.")
+    files_per_commit: int = opt(50, "Shards per commit: a crash keeps the commits already made.")
+    max_retries: int = opt(5, "Retries of a call on HTTP 429/5xx or a dropped connection.")
+
+    def validate(self) -> None:
+        from .hub import check_endpoint, check_repo_id
+
+        check_repo_id(self.repo_id, "REPO_ID")
+        check_endpoint(self.endpoint)
+        if self.files_per_commit < 1:
+            raise UserError("--files-per-commit must be at least 1")
+        if self.max_retries < 0:
+            raise UserError("--max-retries must be 0 or more")
+
+
 def section_of(cls: type, name: str) -> str:
     """The section (``SECTION`` of the options class that declares ``name``) of a field of ``cls``."""
     for klass in cls.__mro__:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,18 +22,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import protocol, selection
+from .records import ShareGPTRow, TrainingRow, row
 from .config import SelectOptions, parse_size
 from .errors import UserError, first_line
+from .sharding import changed_keys
 from .shards import CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore, ShardStore
 
 # what selection reads of a candidate (the explanation only as "empty or not")
 SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
-IDENTITY_KEYS = ("format", "command", "generation", "scoring")
 BATCH_ROWS = 256
 
 
 # -- finding and checking shards ----------------------------------------------------------------
-def find_shards(sources: list[RunStore], count: int | None, partial: bool) -> tuple[int, list[ShardStore]]:
+@dataclass
+class Found:
+    """The shards of one split, as found on disk (each state and marker read once)."""
+
+    count: int
+    shards: list[ShardStore]
+    states: list[dict]
+    finished: int  # shards with their done.json
+
+
+def find_shards(sources: list[RunStore], count: int | None, partial: bool) -> Found:
     """The shards of one ``count``-way split across ``sources``: each present once and finished."""
     counts = sorted({n for src in sources for n in src.shard_counts()})
     where = ", ".join(str(src.root) for src in sources)
@@ -43,42 +54,40 @@ def find_shards(sources: list[RunStore], count: int | None, partial: bool) -> tu
         if len(counts) > 1:
             raise UserError(f"{where} hold shards of several splits (--num-shards {', '.join(map(str, counts))}); pass --num-shards N")
         count = counts[0]
-    found: list[ShardStore] = []
+    shards, states = [], []
     missing, unfinished = [], []
     for i in range(count):
-        here = [s for s in (src.shard(i, count) for src in sources) if s.read_state() is not None]
+        here = [(s, st) for s in (src.shard(i, count) for src in sources) if (st := s.read_state()) is not None]
         if len(here) > 1:
-            raise UserError(f"shard {here[0].name} is in more than one folder ({', '.join(str(s.run_root) for s in here)})")
+            raise UserError(f"shard {here[0][0].name} is in more than one folder ({', '.join(str(s.run_root) for s, _ in here)})")
         if not here:
             missing.append(i)
             continue
-        if here[0].read_done() is None:
+        if here[0][0].read_done() is None:
             unfinished.append(i)
-        found.append(here[0])
+        shards.append(here[0][0])
+        states.append(here[0][1])
     if (missing or unfinished) and not partial:
         parts = [f"{len(missing)} missing ({_list(missing)})"] * bool(missing) + [f"{len(unfinished)} unfinished, no done.json ({_list(unfinished)})"] * bool(unfinished)
         raise UserError(f"{where}: of {count} shards, {' and '.join(parts)}: run them (the same command resumes), or pass --allow-partial")
-    if not found:
+    if not shards:
         raise UserError(f"{where}: no shard of {count} has started")
-    return count, found
+    return Found(count, shards, states, len(shards) - len(unfinished))
 
 
 def _list(indices: list[int], most: int = 8) -> str:
     return ", ".join(map(str, indices[:most])) + (", ..." if len(indices) > most else "")
 
 
-def check_params(shards: list[ShardStore]) -> list[dict]:
-    """Every shard made with the same generation and scoring parameters; returns their states."""
-    states = [s.read_state() for s in shards]
-    first = states[0]
+def check_params(found: Found) -> None:
+    """Every shard made with the same generation and scoring parameters."""
     flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"]}  # noqa: E731
-    for shard, state in zip(shards[1:], states[1:]):
-        a, b = flat(first), flat(state)
-        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    first = flat(found.states[0])
+    for shard, state in zip(found.shards[1:], found.states[1:]):
+        keys = changed_keys(flat(state), first)
         if keys:
-            raise UserError(f"shard {shard.name} ({shard.run_root}) was made with other parameters than shard {shards[0].name}: "
+            raise UserError(f"shard {shard.name} ({shard.run_root}) was made with other parameters than shard {found.shards[0].name}: "
                             f"{', '.join(keys)}; rerun it with the same options (--overwrite redoes it)")
-    return states
 
 
 def scored_chunks(shards: list[ShardStore], states: list[dict]) -> tuple[list[list[int]], int]:
@@ -100,11 +109,18 @@ def run_sources(store: RunStore, state: dict[str, Any]) -> list[RunStore]:
 
 
 # -- rows in input order --------------------------------------------------------------------------
+_UNREADABLE = (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, ValueError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> UserError:
+    return UserError(f"{path} cannot be read as a scored chunk: {first_line(exc)}")
+
+
 def _read(shard: ShardStore, index: int, columns: list[str] | None = None) -> pa.Table:
     try:
         return shard.read_chunk_table("scored", index, columns)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, ValueError) as exc:
-        raise UserError(f"{shard.chunk_path('scored', index)} cannot be read as a scored chunk: {first_line(exc)}")
+    except _UNREADABLE as exc:
+        raise _unreadable(shard.chunk_path("scored", index), exc)
 
 
 def _stream(shard: ShardStore, chunks: list[int], sel: SelectOptions) -> Iterator[tuple[tuple[int, int], dict]]:
@@ -118,9 +134,9 @@ def _stream(shard: ShardStore, chunks: list[int], sel: SelectOptions) -> Iterato
         del scalars
         offset = 0
         for rows in _batches(shard, i, schema):
-            for k, row in enumerate(rows):
-                row["status"] = statuses[offset + k]
-                yield (row["row_index"], row["sample_index"]), row
+            for k, candidate in enumerate(rows):
+                candidate["status"] = statuses[offset + k]
+                yield (candidate["row_index"], candidate["sample_index"]), candidate
             offset += len(rows)
 
 
@@ -134,27 +150,25 @@ def _batches(shard: ShardStore, index: int, schema: pa.Schema) -> Iterator[list[
             if batch is None:
                 return
             rows = pa.Table.from_batches([batch]).select(schema.names).cast(schema).to_pylist()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, ValueError) as exc:
-            raise UserError(f"{path} cannot be read as a scored chunk: {first_line(exc)}")
+        except _UNREADABLE as exc:
+            raise _unreadable(path, exc)
         yield rows
 
 
 def _data_row(c: dict) -> dict:
     """A row of config ``default`` (``data/``): ``messages`` is the scored student context, system turn first."""
-    return {
-        "id": c["id"], "question": c["question"], "solution": c["solution"], "explanation": c["explanation"],
-        "messages": protocol.training_messages(c["question"], c["explanation"], c["solution"]),
-        "sample_index": c["sample_index"], "num_explanation_tokens": c["num_think_tokens"],
-        **{name: c[name] for name, _ in SCORE_FIELDS},
-    }
+    return row(
+        TrainingRow(id=c["id"], question=c["question"], solution=c["solution"], explanation=c["explanation"],
+                    messages=protocol.training_messages(c["question"], c["explanation"], c["solution"]),
+                    sample_index=c["sample_index"], num_explanation_tokens=c["num_think_tokens"]),
+        {name: c[name] for name, _ in SCORE_FIELDS},
+    )
 
 
 def _sharegpt_row(c: dict) -> dict:
     """The same row in config ``sharegpt`` (``sharegpt/``): Bespoke-Stratos ``system`` + ``conversations``."""
-    return {
-        "id": c["id"], "system": protocol.student_system_prompt(),
-        "conversations": protocol.training_conversations(c["question"], c["explanation"], c["solution"]),
-    }
+    return row(ShareGPTRow(id=c["id"], system=protocol.student_system_prompt(),
+                           conversations=protocol.training_conversations(c["question"], c["explanation"], c["solution"])))
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
@@ -196,15 +210,19 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
           extra_card: dict[str, Any] | None = None, partial: bool = False) -> dict[str, Any]:
     """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json.
     ``options``: anything with the selection options and ``max_shard_size`` (a command's config)."""
+    return _merge(output, sources, find_shards(sources, count, partial), options, extra_card, partial)
+
+
+def _merge(output: RunStore, sources: list[RunStore], found: Found, options: SelectOptions,
+           extra_card: dict[str, Any] | None, partial: bool) -> dict[str, Any]:
     from . import card
 
+    check_params(found)
     sel, max_bytes = options.selection(), parse_size(options.max_shard_size)
-    count, shards = find_shards(sources, count, partial)
-    states = check_params(shards)
+    count, shards, states, finished = found.count, found.shards, found.states, found.finished
     done, total_chunks = scored_chunks(shards, states)
     if not any(done):
         raise UserError(f"{', '.join(str(s.root) for s in sources)}: no chunk is scored yet; nothing to publish")
-    finished = sum(s.read_done() is not None for s in shards)
     complete = finished == count and all(len(d) == st["num_chunks"] for d, st in zip(done, states))
     if not complete and not partial:
         raise UserError(f"{output.root}: {total_chunks - sum(map(len, done))} of {total_chunks} chunks are not scored yet; rerun the command")
@@ -221,13 +239,13 @@ def merge(output: RunStore, sources: list[RunStore], count: int | None, options:
         buffer.clear()
 
     streams = [
-        ((key, shard.index, row) for key, row in _stream(shard, chunks, sel))
+        ((key, shard.index, candidate) for key, candidate in _stream(shard, chunks, sel))
         for shard, chunks in zip(shards, done)
     ]
     try:
-        for _, index, row in heapq.merge(*streams, key=lambda t: t[0]):
-            totals.add(row, index)
-            buffer.append(row)
+        for _, index, candidate in heapq.merge(*streams, key=lambda t: t[0]):
+            totals.add(candidate, index)
+            buffer.append(candidate)
             if len(buffer) >= BATCH_ROWS:
                 flush()
         flush()
@@ -289,13 +307,13 @@ def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
     if target.root.exists() and not target.root.is_dir():
         raise UserError(f"--output {target.root} is a file, not a folder")
     partial = bool(flags.get("allow_partial"))
-    count, shards = find_shards(sources, flags.get("num_shards"), partial)
-    first = shards[0].read_state()
+    found = find_shards(sources, flags.get("num_shards"), partial)
+    first = found.states[0]
     values = {**first["selection"], "max_shard_size": first["max_shard_size"]}
     values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.__dataclass_fields__})
     options = SelectOptions(**values)
     options.validate()
-    return merge(target, sources, count, options, partial=partial)
+    return _merge(target, sources, found, options, None, partial)
 
 
 def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:

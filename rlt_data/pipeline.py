@@ -24,6 +24,8 @@ from .stages import stages_for
 log = logging.getLogger("rlt_data")
 
 STATE_FORMAT = 2  # 2: shards (shard.json, done.json) and a row_index column in the chunk files
+
+
 def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
@@ -43,10 +45,6 @@ def backend_names(config: ScoringOptions, command: str) -> str:
 def scoring_params(config: ScoringOptions) -> dict[str, Any]:
     """The parameters of the scoring stages, merged (what run.json, the card and the merge compare)."""
     return {k: v for stage in stages_for("score")[1:] for k, v in stage.params(config).items()}
-
-
-def _changed(new: dict, old: dict) -> list[str]:
-    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
 
 
 def _other_run(where: Any, keys: list[str]) -> UserError:
@@ -76,7 +74,7 @@ def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStor
     previous += [s.read_state() for s in store.shards_present(config.shard_count())]
     for old in previous:
         if old["command"] != command or old["generation"] != generation:
-            raise _other_run(store.root, _changed(generation, old["generation"]) if old["command"] == command else [])
+            raise _other_run(store.root, sharding.changed_keys(generation, old["generation"]) if old["command"] == command else [])
     return store
 
 
@@ -103,7 +101,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         if state.get("format") != STATE_FORMAT:
             raise UserError(f"{shard.root} was written by an older rlt-data; pass --overwrite to redo it")
         if state["command"] != command or state["generation"] != generation:
-            raise _other_run(f"{shard.run_root} (shard {shard.name})", _changed(generation, state["generation"]) if state["command"] == command else [])
+            raise _other_run(f"{shard.run_root} (shard {shard.name})", sharding.changed_keys(generation, state["generation"]) if state["command"] == command else [])
         if state.get("chunking") != chunking:
             raise UserError(f"{shard.run_root}: the input rows of shard {shard.name} come in another order than when it started; "
                             "pass --overwrite to redo the shard")
@@ -112,7 +110,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
             if before.get(stage.name) != now[stage.name]:
                 redo = [s.name for s in stages[k:]]
                 log.warning("shard %s: %s parameters changed (%s): recomputing %s", shard.name, stage.name,
-                            ", ".join(_changed(now[stage.name], before.get(stage.name) or {})), ", ".join(redo))
+                            ", ".join(sharding.changed_keys(now[stage.name], before.get(stage.name) or {})), ", ".join(redo))
                 for name in redo:
                     shard.clear_stage(name)
                 shard.clear_done()
@@ -182,9 +180,10 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
     shard = RunStore(config.output).shard(index, count)
     open_shard(shard, config, command, rows, own, generation)
     chunks = _chunks(own, config.chunk_size)
-    for stage in stages_for(command):
-        backend, options = _backend_options(config, stage.role) if stage.role else (None, None)
-        stage.run(shard, chunks, config, backend, options)
+    stages = stages_for(command)
+    backends = {role: _backend_options(config, role) for role in {s.role for s in stages} if role}  # once per role
+    for stage in stages:
+        stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
     done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
     shard.mark_done(done)
     return done

@@ -35,6 +35,11 @@ def ids_digest(rows: list[dict], ordered: bool) -> str:
     return hashlib.sha256("\n".join(ids if ordered else sorted(ids)).encode()).hexdigest()[:16]
 
 
+def changed_keys(new: dict, old: dict) -> list[str]:
+    """The parameters that differ between two runs (or shards) of the same kind, sorted."""
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+
+
 def check_split(num_shards: int, shard_index: int | None) -> None:
     if num_shards < 1:
         raise UserError("--num-shards must be at least 1")

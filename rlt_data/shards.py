@@ -33,7 +33,6 @@ STATE_DIR = ".rlt"
 STAGES = ("generated", "teacher", "scored")
 
 # Every schema is derived from the typed records (records.py): a column is declared once.
-GENERATED_FIELDS = fields(Candidate)
 SCORE_FIELDS = fields(Scores)
 SCHEMAS = {
     "generated": schema(Candidate, Position),
@@ -84,6 +83,15 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text, "utf-8"))
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A state file, or None where it does not exist (yet)."""
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True))
+
+
 def shard_name(index: int, count: int) -> str:
     return f"{index:05d}-of-{count:05d}"
 
@@ -107,18 +115,16 @@ class ShardStore:
         return shard_name(self.index, self.count)
 
     def read_state(self) -> dict[str, Any] | None:
-        path = self.root / "shard.json"
-        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+        return read_json(self.root / "shard.json")
 
     def write_state(self, state: dict[str, Any]) -> None:
-        write_text(self.root / "shard.json", json.dumps(state, indent=2, sort_keys=True))
+        write_json(self.root / "shard.json", state)
 
     def read_done(self) -> dict[str, Any] | None:
-        path = self.root / "done.json"
-        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+        return read_json(self.root / "done.json")
 
     def mark_done(self, info: dict[str, Any]) -> None:
-        write_text(self.root / "done.json", json.dumps(info, indent=2, sort_keys=True))
+        write_json(self.root / "done.json", info)
 
     def clear_done(self) -> None:
         (self.root / "done.json").unlink(missing_ok=True)
@@ -171,11 +177,10 @@ class RunStore:
 
     # -- run state ---------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
-        path = self.state_dir / "run.json"
-        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+        return read_json(self.state_dir / "run.json")
 
     def write_state(self, state: dict[str, Any]) -> None:
-        write_text(self.state_dir / "run.json", json.dumps(state, indent=2, sort_keys=True))
+        write_json(self.state_dir / "run.json", state)
 
     def exists(self) -> bool:
         return (self.state_dir / "run.json").is_file()

@@ -10,14 +10,15 @@ a one-process run, and a rerun resumes every shard from its finished chunks.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..shards import read_json, write_json
+from . import from_spec, to_spec
 
 
 def _gpu_slices(world: int, per_replica: int) -> list[str] | None:
@@ -40,19 +41,6 @@ def _gpu_slices(world: int, per_replica: int) -> list[str] | None:
     return [",".join(devices[r * per_replica : (r + 1) * per_replica]) for r in range(world)]
 
 
-def write_spec(config: Any, command: str, path) -> None:
-    """The options of a run as JSON, for a process that runs some of its shards."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"command": command, "class": type(config).__name__, "config": dataclasses.asdict(config)}))
-
-
-def read_spec(path) -> tuple[Any, str]:
-    from .. import config as config_module
-
-    spec = json.loads(open(path, encoding="utf-8").read())
-    return getattr(config_module, spec["class"])(**spec["config"]), spec["command"]
-
-
 def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
     from .. import pipeline
     from ..shards import RunStore
@@ -66,7 +54,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
         return
     slices = _gpu_slices(world, config.tensor_parallel_size)
     spec = store.state_dir / "replica-config.json"
-    write_spec(config, command, spec)
+    write_json(spec, to_spec(config, command))
     procs = []
     for rank in range(world):
         mine = todo[rank::world]
@@ -87,7 +75,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
 def main(argv: list[str]) -> int:
     from .. import pipeline
 
-    config, command = read_spec(argv[0])
+    config, command = from_spec(read_json(Path(argv[0])))
     count, indices = int(argv[1]), [int(i) for i in argv[2].split(",")]
     prepared = pipeline.prepare(config, command)
     for index in indices:

@@ -12,19 +12,18 @@ pins an older vLLM and assigns rows to files non-deterministically.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
 from ..errors import UserError, first_line
+from . import from_spec, to_spec
 
 
-def _run_shard(spec: dict[str, Any], command: str, index: int, count: int) -> dict[str, Any]:
+def _run_shard(spec: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     """The task: one shard, on whichever node Ray picks (the config travels as plain data)."""
-    from .. import config as config_module
     from .. import pipeline
 
-    config = getattr(config_module, spec["class"])(**spec["config"])
+    config, command = from_spec(spec)
     return pipeline.run_shard(config, command, index, count)
 
 
@@ -54,9 +53,9 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
         raise UserError(f"cannot connect to Ray{f' at {address}' if address else ''}: {first_line(exc)}")
     gpus = config.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(_run_shard).options(num_gpus=gpus, max_retries=config.max_retries, retry_exceptions=False)
-    spec = {"class": type(config).__name__, "config": dataclasses.asdict(config)}
+    spec = to_spec(config, command)
     todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, prepared[1])]
-    refs = {task.remote(spec, command, i, count): i for i in todo}
+    refs = {task.remote(spec, i, count): i for i in todo}
     bar = tqdm(total=sum(chunks), desc=f"{command} ({count} shards on Ray)", unit="chunk", dynamic_ncols=True)
     failed: dict[int, str] = {}
     pending = list(refs)
