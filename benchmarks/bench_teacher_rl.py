@@ -53,11 +53,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_toy_quality import accuracy  # noqa: E402
 
 ARMS = ("SFT teacher, random sample", "SFT teacher, best of n", "RL teacher, random sample", "RL teacher, best of n")
+KINDS = ("skips steps", "slipped", "correct")
 T0 = time.time()
 
 
 def say(msg: str) -> None:
     print(f"[{time.time() - T0:6.0f}s] {msg}", flush=True)
+
+
+def quiet() -> None:
+    """One CPU thread, no transformers progress bars or rlt_data info lines (main and each worker process)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("rlt_data").setLevel(logging.WARNING)
+    torch.set_num_threads(1)
 
 
 # -- the world ------------------------------------------------------------------------------------
@@ -91,13 +103,11 @@ def skipped(row: dict) -> str:
     return f"So {row['a']} + {row['b']} = {row['a'] + row['b']}."
 
 
-def kind(row: dict, explanation: str) -> str:
-    """"skips steps", "slipped" or "correct" (every step right), for an explanation of ``row``."""
-    from rlt_data import toy
-
-    if explanation.strip() == skipped(row) or not explanation.strip().startswith("Add the"):
+def kind(explanation: str, step_accuracy: float) -> str:
+    """One of KINDS: "skips steps" (no column step first), "correct" (every reference step stated), "slipped"."""
+    if not explanation.strip().startswith("Add the"):
         return "skips steps"
-    return "correct" if toy.step_accuracy(row["a"], row["b"], explanation) == 1.0 else "slipped"
+    return "correct" if step_accuracy == 1.0 else "slipped"
 
 
 def sft_rows(rows: list[dict], args) -> list[dict]:
@@ -176,7 +186,7 @@ def sample(teacher: str, student: str, rows: list[dict], tmp: Path, args, seed: 
     for c in out:
         r = by_id[c["id"]]
         c["step_accuracy"] = toy.step_accuracy(r["a"], r["b"], c["explanation"]) if c["has_end_tag"] else 0.0
-        c["kind"] = kind(r, c["explanation"]) if c["has_end_tag"] else "no end tag"
+        c["kind"] = kind(c["explanation"], c["step_accuracy"]) if c["has_end_tag"] else "no end tag"
     return out
 
 
@@ -250,7 +260,7 @@ def report(results: dict, args, out: Path) -> None:
         "|---|---|---|---|---|---|",
     ]
     col = lambda rows, key: ms([r[key] for r in rows])  # noqa: E731
-    kinds = lambda rows: " | ".join(ms([r["kinds"][k] for r in rows]) for k in ("skips steps", "slipped", "correct"))  # noqa: E731
+    kinds = lambda rows: " | ".join(ms([r["kinds"][k] for r in rows]) for k in KINDS)  # noqa: E731
     for t in ("sft", "rl"):
         name = "SFT teacher (before RL)" if t == "sft" else f"RL teacher (after {args.rl_steps} GRPO steps)"
         rows = [per[s]["teacher"][t] for s in map(str, seeds)]
@@ -300,22 +310,17 @@ def claim(per: dict, seeds: list[int]) -> dict:
 
 # -- one seed -------------------------------------------------------------------------------------
 def rates(kinds: list[str]) -> dict[str, float]:
-    return {k: sum(x == k for x in kinds) / max(len(kinds), 1) for k in ("skips steps", "slipped", "correct")}
+    return {k: sum(x == k for x in kinds) / max(len(kinds), 1) for k in KINDS}
 
 
 def run_seed(seed: int, args, root: Path, data: dict) -> dict:
     """Teachers, samples and the four students of one seed (in its own process when --workers > 1)."""
-    import torch
     from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     from rlt_data.config import preset_values
     from rlt_data.testing import toy_training
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    logging.getLogger("rlt_data").setLevel(logging.WARNING)
-    torch.set_num_threads(1)
+    quiet()
     shipped = preset_values("toy")["student"]
     teacher_base = preset_values("toy")["teacher"] if args.teacher_base == "teacher" else shipped
     tok = AutoTokenizer.from_pretrained(shipped)
@@ -396,22 +401,17 @@ def main() -> None:
     import multiprocessing
     import os
 
-    import torch
     from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     from rlt_data.config import preset_values
     from rlt_data.testing import toy_training
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    torch.set_num_threads(1)
+    quiet()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shipped = preset_values("toy")["student"]
     tok = AutoTokenizer.from_pretrained(shipped)
     data = splits(args)
-    per: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
         weak = root / "weak-student"
