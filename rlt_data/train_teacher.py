@@ -74,6 +74,9 @@ class RewardArguments:
     format_penalty: float = field(default=-1.0, metadata={"help": "Added when <|end_of_explanation|> is missing."})
     reward_max_tokens_per_batch: int = field(default=16384, metadata={"help": "Tokens per scoring forward pass of the student."})
     reward_rows_per_pass: int = field(default=8, metadata={"help": "Completions per no-grad forward pass of the policy for the teacher term."})
+    student_offload: bool = field(
+        default=False, metadata={"help": "Keep the student in CPU memory between reward calls (moved to the GPU for each call): frees its GPU memory during generation and training."}
+    )
 
     def reward_config(self, teacher_temperature: float) -> scoring.RewardConfig:
         for name in ("lp_coefs", "kl_coefs"):
@@ -92,6 +95,74 @@ class RewardArguments:
             format_penalty=self.format_penalty,
             teacher_temperature=teacher_temperature,
         )
+
+
+@dataclass
+class PlanArguments:
+    """``--plan``: print the per-GPU memory plan of a GRPO run and exit, without loading weights
+    (:mod:`rlt_data.memory_plan`). Under ``accelerate launch`` a run checks the same plan against
+    its GPUs before loading weights and warns when it does not fit."""
+
+    plan: bool = field(default=False, metadata={"help": "Print the per-GPU memory plan of this GRPO run and exit (no weights are loaded)."})
+    plan_num_gpus: int = field(default=8, metadata={"help": "Plan: training GPUs (the ZeRO-3 world)."})
+    plan_gpu_memory_gib: float = field(default=80.0, metadata={"help": "Plan: memory of one GPU, GiB."})
+    plan_zero_stage: int = field(default=3, metadata={"help": "Plan: DeepSpeed ZeRO stage (0-3; FSDP full shard counts as 3)."})
+    plan_offload_optimizer: bool = field(default=False, metadata={"help": "Plan: Adam states offloaded to CPU (zero3_offload.yaml)."})
+    plan_prompt_tokens: int = field(default=1024, metadata={"help": "Plan: tokens of the longest teacher prompt (system, question, solution)."})
+    plan_teacher_shape: str | None = field(default=None, metadata={"help": "Plan: the policy's shape when its config.json is not at hand (qwen2.5-1.5b, qwen2.5-7b, qwen2.5-32b)."})
+    plan_student_shape: str | None = field(default=None, metadata={"help": "Plan: the student's shape, likewise."})
+
+
+def memory_plan(training_args: Any, model_args: Any, reward_args: RewardArguments, plan_args: PlanArguments, layout: Any = None):
+    """The :class:`rlt_data.memory_plan.Plan` of a GRPO run, from configs alone (``layout``: the
+    plan options' unless given)."""
+    from . import memory_plan as mp
+
+    if plan_args.plan_num_gpus < 1 or plan_args.plan_gpu_memory_gib <= 0 or plan_args.plan_prompt_tokens < 1:
+        raise UserError("--plan_num_gpus, --plan_gpu_memory_gib and --plan_prompt_tokens must be positive")
+    if plan_args.plan_zero_stage not in (0, 1, 2, 3):
+        raise UserError("--plan_zero_stage must be 0, 1, 2 or 3")
+    if not model_args.model_name_or_path or not reward_args.student_model:
+        raise UserError("the plan needs --model_name_or_path and --student_model (their config.json, or a --plan_*_shape)")
+    teacher = mp.shape_of(plan_args.plan_teacher_shape or model_args.model_name_or_path)
+    student = mp.shape_of(plan_args.plan_student_shape or reward_args.student_model)
+    layout = layout or mp.Layout(
+        num_gpus=plan_args.plan_num_gpus, gpu_memory_bytes=int(plan_args.plan_gpu_memory_gib * mp.GiB),
+        zero_stage=plan_args.plan_zero_stage, offload_optimizer=plan_args.plan_offload_optimizer,
+    )
+    return mp.grpo_plan(teacher, student, training_args, reward_args, layout, plan_args.plan_prompt_tokens)
+
+
+def launched_layout():
+    """The layout ``accelerate launch`` gives this process (its world size, this GPU, the ZeRO
+    stage it set), or None off GPUs."""
+    import os
+
+    import torch
+
+    from . import memory_plan as mp
+
+    if not torch.cuda.is_available():
+        return None
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        stage = int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3") or 3)
+    else:
+        stage = 3 if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" else 0
+    return mp.Layout(
+        num_gpus=int(os.environ.get("WORLD_SIZE", "1")), gpu_memory_bytes=torch.cuda.get_device_properties(0).total_memory,
+        zero_stage=stage, offload_optimizer=os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none") == "cpu",
+        offload_params=os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "none") == "cpu",
+    )
+
+
+def warn_if_too_big(plan: Any) -> str | None:
+    """Log (and return) one warning when ``plan`` does not fit, naming what overflows."""
+    problem = plan.overflow()
+    if problem:
+        message = f"memory plan: this run is unlikely to fit: {problem} (--plan prints every component)"
+        log.warning(message)
+        return message
+    return None
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -248,6 +319,24 @@ class RLTReward:
                 self._student = transformers_backend.Scorer(self.student_model, options)
         return self._student
 
+    @contextmanager
+    def student_on_device(self):
+        """The student scorer, on the trainer's device for the call; with ``--student_offload`` it
+        goes back to CPU memory afterwards (loaded on the device first, so the scorer's attention
+        kernel and log-prob budget are the device's)."""
+        scorer = self.student()
+        if self.args.student_offload:
+            scorer.model.to(self.trainer.accelerator.device)
+        try:
+            yield scorer
+        finally:
+            if self.args.student_offload:
+                import torch
+
+                scorer.model.to("cpu")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
     def score(self, completions: list[str], question: list[str], solution: list[str]) -> list[dict]:
         """The score columns of ``generate`` for each completion (the reward and its parts)."""
         if self.trainer is None:
@@ -260,7 +349,8 @@ class RLTReward:
         teacher = None
         if config.needs_teacher:
             teacher = scoring.teacher_think_logprobs(PolicyScorer(self.trainer, self.args.reward_rows_per_pass), rows, config)
-        return scoring.student_scores(self.student(), rows, teacher, config)
+        with self.student_on_device() as student:
+            return scoring.student_scores(student, rows, teacher, config)
 
     def __call__(self, prompts: list[str], completions: list[Any], question: list[str], solution: list[str], **kwargs: Any) -> list[float | None]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
@@ -281,9 +371,9 @@ def _parse(phase: str, argv: list[str]):
 
     if phase == "sft":
         data, training, model = parse_options((TeacherDataArguments, SFTConfig, ModelConfig), argv)
-        return data, training, model, None
-    data, reward, training, model = parse_options((TeacherDataArguments, RewardArguments, GRPOConfig, ModelConfig), argv)
-    return data, training, model, reward
+        return data, training, model, None, None
+    data, reward, plan, training, model = parse_options((TeacherDataArguments, RewardArguments, PlanArguments, GRPOConfig, ModelConfig), argv)
+    return data, training, model, reward, plan
 
 
 @contextmanager
@@ -296,7 +386,7 @@ def trainer_errors():
         raise UserError(first_line(exc)) from None
 
 
-def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None):
+def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None, plan_args: Any = None):
     """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
     from datasets import Dataset
     from trl import GRPOTrainer, SFTTrainer, get_peft_config
@@ -320,6 +410,12 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
         raise UserError("--student_model is required: the student whose log-probs make the reward")
     check_model_path(reward_args.student_model)
     reward_config = reward_args.reward_config(training_args.temperature)
+    layout = None if training_args.use_cpu else launched_layout()
+    if layout is not None:  # on GPUs: the plan against this machine, before any weight loads
+        try:
+            warn_if_too_big(memory_plan(training_args, model_args, reward_args, plan_args or PlanArguments(), layout))
+        except UserError as exc:
+            log.info("no memory plan: %s", exc)
     if reward_config.needs_teacher:
         scoring.check_tokenizers(tokenizer, load_tokenizer(reward_args.student_model), reward_config)
     rows = [grpo_example(tokenizer, r) for r in load_teacher_rows(data_args, with_explanation=False)]
@@ -370,8 +466,11 @@ def main(argv: list[str]) -> Any:
         raise UserError(f"choose a phase: rlt-data train-teacher {{{','.join(PHASES)}}} --config FILE.yaml [options]")
     phase, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data_args, training_args, model_args, reward_args = _parse(phase, rest)
-    trainer = build_trainer(phase, data_args, training_args, model_args, reward_args)
+    data_args, training_args, model_args, reward_args, plan_args = _parse(phase, rest)
+    if plan_args is not None and plan_args.plan:
+        print(memory_plan(training_args, model_args, reward_args, plan_args).render())
+        return None
+    trainer = build_trainer(phase, data_args, training_args, model_args, reward_args, plan_args)
     fit(trainer)
     if trainer.accelerator.is_main_process:
         record = run_record(phase, trainer, data_args, model_args, reward_args)

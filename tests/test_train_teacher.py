@@ -79,6 +79,22 @@ def test_reward_equals_generate_scoring(grpo_trainer, toy_models, toy_triples):
     assert called == pytest.approx([g["reward"] for g in got], abs=1e-6)
 
 
+def test_student_offload_same_rewards(grpo_trainer, toy_triples):
+    """--student_offload: the student waits in CPU memory between reward calls and the rewards do
+    not change (on this CPU machine the device is the CPU too: this checks the path, not the saving)."""
+    rows, completions = toy_triples
+    reward = grpo_trainer.reward_funcs[0]
+    args = ([r["question"] for r in rows], [r["solution"] for r in rows])
+    before = reward.score(completions, *args)
+    reward.args.student_offload = True
+    try:
+        after = reward.score(completions, *args)
+        assert next(reward.student().model.parameters()).device.type == "cpu"
+    finally:
+        reward.args.student_offload = False
+    assert [a["reward"] for a in after] == pytest.approx([b["reward"] for b in before], abs=1e-6)
+
+
 def test_teacher_term_at_sampling_temperature(tmp_path, toy_models, toy_triples):
     """Samples drawn at T=1.0 get their teacher term at 1.0 (the student's stays at --temperature-score)."""
     import torch
@@ -178,7 +194,8 @@ def test_teacher_recipes_parse_with_trl(recipe):
 
     phase = "sft" if "sft" in Path(recipe).parts or Path(recipe).stem == "sft" else "grpo"
     # use_cpu: only because transformers refuses bf16 without a GPU at validation time
-    data, training, model, reward = _parse(phase, ["--config", str(ROOT / recipe), "--use_cpu", "true"])
+    data, training, model, reward, plan = _parse(phase, ["--config", str(ROOT / recipe), "--use_cpu", "true"])
+    assert (plan is None) == (phase == "sft")
     assert data.dataset and model.model_name_or_path
     if phase == "grpo":
         assert reward.student_model and (reward.lp_coefs, reward.kl_coefs, reward.format_penalty) == ([1.0, 0.01], [3.0, 0.03], -1.0)
@@ -188,10 +205,19 @@ def test_teacher_recipes_parse_with_trl(recipe):
         assert (training.learning_rate, training.num_train_epochs, training.warmup_steps, training.weight_decay) == (1e-5, 10, 0.05, 1e-4)
         assert (training.adam_beta1, training.adam_beta2, training.max_length, training.packing) == (0.9, 0.95, 16384, False)
         assert training.bf16 and model.dtype == "bfloat16" and training.lr_scheduler_type.value == "cosine"
+    if "Qwen2.5" in recipe:
+        assert training.ddp_timeout >= 18000  # trl's 1800 s kills ranks that wait for the slowest generator or a save
     if "Qwen2.5" in recipe and phase == "grpo":
         assert (training.num_generations, training.learning_rate, training.max_steps, training.max_completion_length) == (64, 1e-6, 125, 16384)
-        assert training.per_device_train_batch_size * training.gradient_accumulation_steps * 8 == 1024
         assert training.ref_model_sync_steps == 32 and training.lr_scheduler_type.value == "constant" and model.dtype == "bfloat16"
+        assert training.vllm_importance_sampling_correction is False  # trl 1.16's default is on; the reference has none
+        assert training.use_vllm and training.per_device_train_batch_size == 1  # one ~17k-token sequence per micro-step
+        # 1024 completions per optimizer step: 8 GPUs colocated, or 4 training GPUs beside a vLLM server
+        gpus = {"colocate": 8, "server": 4}[training.vllm_mode]
+        completions = training.per_device_train_batch_size * training.gradient_accumulation_steps * gpus
+        assert completions == 1024 and completions % training.num_generations == 0
+        # what TRL generates per optimizer step with those GPUs (steps_per_generation = accumulation)
+        assert training.per_device_train_batch_size * gpus * training.steps_per_generation == 1024
 
 
 def _cli(*args, cwd=ROOT):
