@@ -10,15 +10,21 @@ Recognized without flags:
   column (and an ``explanation`` column for ``score``).
 
 Rows that cannot be used are skipped and counted by reason (``--strict``: refused): empty question,
-no solution, no solution tags, no explanation, duplicate id, and ``bad_type``: a question,
+no solution, no solution tags, no explanation, duplicate id, ``bad_type``: a question,
 solution, explanation or chat turn that is not text (a number, a list, a dict; a flat row's numeric
-solution is read as its text).
+solution is read as its text, an integral float such as ``117.0`` as ``117``), and
+``control_text``: a question, solution or explanation that contains a protocol tag or a chat
+control token (``<|end_of_solution|>``, ``<|im_end|>``: such text would read back as another
+solution, or open turns of its own in the teacher's and the student's contexts). A missing value
+(``None``, or a NaN cell of a Parquet float column) is missing: an empty question, no solution.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +58,20 @@ def _local_files(path: Path) -> list[Path]:
     return files
 
 
+def _read_jsonl(path: Path, text: str) -> list[Any]:
+    """JSON lines split on ``\n`` only: U+2028, U+2029 and U+0085 are text inside a string, not line
+    breaks (``str.splitlines`` would cut a valid line there)."""
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"cannot parse {path}, line {number}: {exc.msg} (column {exc.colno})") from None
+    return records
+
+
 def _read_file(path: Path) -> list[dict[str, Any]]:
     try:
         if path.suffix == ".parquet":
@@ -60,7 +80,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
             return pq.read_table(path).to_pylist()
         text = path.read_text("utf-8")
         if path.suffix == ".jsonl" or not text.lstrip().startswith("["):
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return _read_jsonl(path, text)
         data = json.loads(text)
         if not isinstance(data, list):
             raise ValueError("expected a JSON list of objects")
@@ -93,9 +113,32 @@ def read_records(dataset: str, split: str = "train", subset: str | None = None, 
     return ds.to_list()
 
 
+def _missing(value: Any) -> bool:
+    """None, or a float NaN (how pandas and Arrow float columns spell a missing cell)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _text(value: Any) -> Any:
     """A missing cell is empty text; anything else stays as it is (a non-string is a ``bad_type`` row)."""
-    return "" if value is None else value
+    return "" if _missing(value) else value
+
+
+def _number_text(value: Any) -> Any:
+    """A flat row's numeric answer as its text: ``42`` and ``117.0`` (an integer in a float column)
+    both as integers, ``0.5`` as ``0.5``; infinities stay numbers (``bad_type``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
+
+
+# Protocol tags and chat control tokens (<|im_end|>, <|end_of_solution|>, <|eot_id|>, ...): text that
+# carries one would change what the teacher and the student read, or what a row parses back to.
+CONTROL_TEXT = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
 def _turns(turns: Any, role_key: str, text_key: str) -> dict[str, str]:
@@ -141,8 +184,9 @@ def _pick(columns: set[str], override: str | None, candidates: tuple[str, ...], 
 
 def _row_id(record: dict, question: str, solution: str) -> str:
     for key in ID_COLUMNS:
-        if record.get(key) not in (None, ""):
-            return str(record[key])
+        value = record.get(key)
+        if not _missing(value) and value != "":
+            return str(_number_text(value))
     return hashlib.sha256(f"{question}\0{solution}".encode("utf-8")).hexdigest()[:16]
 
 
@@ -174,11 +218,9 @@ def normalize(
     for index, record in enumerate(records):
         explanation: str | None = None
         if schema == "flat":
-            question, solution = _text(record.get(qcol)), _text(record.get(scol))
-            if isinstance(solution, (int, float)) and not isinstance(solution, bool):
-                solution = str(solution)  # a numeric answer column (e.g. 42): its text
+            question, solution = _text(record.get(qcol)), _number_text(_text(record.get(scol)))
             if ecol:
-                explanation = record.get(ecol)
+                explanation = None if _missing(record.get(ecol)) else record.get(ecol)
             problem = None
         else:
             key, role, text = ("conversations", "from", "value") if schema == "conversations" else ("messages", "role", "content")
@@ -194,6 +236,7 @@ def normalize(
                     solution = answer
             if with_explanation:
                 explanation = record.get(explanation_column or "explanation")
+                explanation = None if _missing(explanation) else explanation
                 if explanation is None and problem is None:
                     explanation = protocol.extract_tagged(answer, protocol.BEGIN_THOUGHT, protocol.END_THOUGHT)
         if problem is None and not all(isinstance(v, str) for v in (question, solution, _text(explanation))):
@@ -205,6 +248,8 @@ def normalize(
                 problem = "no_solution"
             elif with_explanation and not (explanation or "").strip():
                 problem = "no_explanation"
+            elif any(CONTROL_TEXT.search(v) for v in (question, solution, explanation or "")):
+                problem = "control_text"
         if problem is None:
             row_id = _row_id(record, question, solution)
             if row_id in seen:
