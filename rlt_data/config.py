@@ -7,6 +7,7 @@ exactly one place. Precedence: dataclass default < ``--config FILE.yaml`` < comm
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ def parse_pair(value: Any, name: str) -> tuple[float, float]:
         pair = tuple(float(p) for p in parts)
     except (TypeError, ValueError):
         pair = ()
-    if len(pair) != 2:
+    if len(pair) != 2 or not all(math.isfinite(x) for x in pair):
         raise UserError(f"--{name.replace('_', '-')} takes two numbers, e.g. 1,0.01; got {value!r}")
     return pair  # type: ignore[return-value]
 
@@ -44,9 +45,9 @@ def parse_size(value: Any, flag: str = "--max-shard-size") -> int:
     else:
         number, scale = text, 1
     try:
-        size = int(float(number) * scale)
-    except ValueError:
-        raise UserError(f"{flag}: cannot read {value!r} (use e.g. 500MB)")
+        size = int(float(number) * scale)  # inf and 1e400 raise OverflowError, nan ValueError
+    except (ValueError, OverflowError):
+        raise UserError(f"{flag}: cannot read {value!r} (use e.g. 500MB)") from None
     if size <= 0:
         raise UserError(f"{flag} must be positive")
     return size
@@ -130,6 +131,8 @@ class SelectionOptions:
             raise UserError(f"--keep must be best, all or top-k, not {self.keep!r}")
         if self.keep == "top-k" and self.top_k < 1:
             raise UserError("--top-k must be at least 1")
+        if self.max_student_tokens is not None and self.max_student_tokens < 1:
+            raise UserError("--max-student-tokens must be at least 1")
         return SelectionOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionOptions)})
 
 
@@ -448,6 +451,8 @@ def check_types(cls: type, values: dict[str, Any]) -> dict[str, Any]:
             out[f.name] = int(value)
         elif kind == "float" and number:
             out[f.name] = float(value)
+            if not math.isfinite(out[f.name]):  # inf, nan: never a usable temperature, reward or fraction
+                raise UserError(f"--{f.name.replace('_', '-')} must be a finite number, not {value!r}")
         elif kind == "bool" and isinstance(value, bool):
             pass
         elif kind == "str" and (isinstance(value, str) or number):

@@ -76,10 +76,14 @@ class EvalConfig:
             raise UserError("--max-new-tokens must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise UserError("--limit must be at least 1")
+        if self.batch_size < 1 or (self.chunk_size is not None and self.chunk_size < 1) or self.tensor_parallel_size < 1:
+            raise UserError("--batch-size, --chunk-size and --tensor-parallel-size must be at least 1")
+        if not 0 < self.gpu_memory_utilization <= 1:  # also refuses nan
+            raise UserError("--gpu-memory-utilization must be in (0, 1]")
         base = GREEDY if self.num_samples == 1 else SAMPLED
         temperature = base["temperature"] if self.temperature is None else self.temperature
         top_p = base["top_p"] if self.top_p is None else self.top_p
-        if temperature < 0 or not 0 < top_p <= 1:
+        if not 0 <= temperature < float("inf") or not 0 < top_p <= 1:  # comparisons with nan are false: refused too
             raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
         if temperature == 0 and self.num_samples > 1:
             raise UserError("--num-samples > 1 with --temperature 0 repeats one greedy answer; give a temperature > 0")

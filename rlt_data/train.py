@@ -18,6 +18,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError, first_line
 from .models import check_model_path, load_tokenizer
@@ -105,9 +106,23 @@ def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
     parser = TrlParser(dataclass_types)
     parser.error = error  # type: ignore[method-assign]
     try:
-        return parser.parse_args_and_config(args=argv)
+        parsed = parser.parse_args_and_config(args=argv)
     except ValueError as exc:  # raised by the config classes' __post_init__ checks, and for unused arguments
         raise UserError(first_line(exc)) from None
+    return tuple(keep_token_off_disk(options) for options in parsed)
+
+
+def keep_token_off_disk(options: Any) -> Any:
+    """``--hub_token`` never reaches disk: the Trainer pickles its arguments into every checkpoint and
+    ``output_dir/training_args.bin`` (the folder ``--push_to_hub`` uploads). The token moves to
+    ``HF_TOKEN`` of this process, where huggingface_hub finds it when the Trainer pushes."""
+    import os
+
+    token = getattr(options, "hub_token", None)
+    if token:
+        os.environ["HF_TOKEN"] = token
+        options.hub_token = None
+    return options
 
 
 def main(argv: list[str] | None = None) -> None:

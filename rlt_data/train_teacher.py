@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,8 +83,10 @@ class RewardArguments:
         for name in ("lp_coefs", "kl_coefs"):
             if len(getattr(self, name)) != 2:
                 raise UserError(f"--{name} takes two numbers, e.g. 1 0.01")
-        if self.temperature_score <= 0:
-            raise UserError("--temperature_score must be positive")
+        if not 0 < self.temperature_score < float("inf"):  # nan too: it would train on None rewards
+            raise UserError("--temperature_score must be a positive finite number")
+        if not all(math.isfinite(x) for x in (*self.lp_coefs, *self.kl_coefs, self.format_penalty)):
+            raise UserError("--lp_coefs, --kl_coefs and --format_penalty must be finite numbers")
         if self.student_dtype not in DTYPES:
             raise UserError(f"--student_dtype must be one of {', '.join(DTYPES)}, not {self.student_dtype!r}")
         if self.reward_max_tokens_per_batch < 1 or self.reward_rows_per_pass < 1:
@@ -169,6 +172,8 @@ def warn_if_too_big(plan: Any) -> str | None:
 def load_teacher_rows(args: TeacherDataArguments, with_explanation: bool) -> list[dict]:
     if not args.dataset:
         raise UserError("--dataset is required")
+    if args.limit is not None and args.limit < 1:  # a negative limit would drop rows from the end
+        raise UserError("--limit must be at least 1")
     no_trace = (
         f"{args.dataset} carries no reasoning trace for the teacher to learn from (Bespoke-Stratos "
         "<|begin_of_thought|> sections, or an explanation column: --explanation_column)"

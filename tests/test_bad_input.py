@@ -44,6 +44,7 @@ FILES = {
     "afile": "not a folder\n",
     "train_bad.yaml": "model_name_or_path: [\n",
     "train_list.yaml": "- a\n",
+    "nan.yaml": "temperature_score: .nan\n",
 }
 
 GEN = ["generate", "--teacher", "{T}", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"]
@@ -95,6 +96,14 @@ CASES = {
     "generate-top-k-zero": (GEN + ["--keep", "top-k", "--top-k", "0"], "top-k"),
     "generate-limit-zero": (GEN + ["--limit", "0"], "--limit"),
     "generate-chunk-size-zero": (GEN + ["--chunk-size", "0"], "--chunk-size"),
+    "generate-temperature-inf": (GEN + ["--temperature", "inf"], "--temperature must be a finite number"),
+    "generate-temperature-nan": (GEN + ["--temperature", "nan"], "--temperature must be a finite number"),
+    "generate-min-reward-nan": (GEN + ["--min-reward", "nan"], "--min-reward must be a finite number"),
+    "generate-max-student-tokens-negative": (GEN + ["--max-student-tokens", "-5"], "--max-student-tokens must be at least 1"),
+    "generate-max-shard-size-inf": (GEN + ["--max-shard-size", "inf"], "--max-shard-size: cannot read"),
+    "generate-logprob-budget-overflow": (GEN + ["--logprob-budget", "1e400"], "--logprob-budget: cannot read"),
+    "generate-kl-coefs-inf": (GEN + ["--kl-coefs", "inf,0"], "--kl-coefs"),
+    "generate-config-temperature-nan": (GEN + ["--config", "{TMP}/nan.yaml"], "--temperature-score must be a finite number"),
     "generate-unknown-flag": (GEN + ["--nonsense"], "nonsense"),
     "generate-preset-unknown": (["generate", "--preset", "big", "--output", "{TMP}/out"], "preset"),
     # generate: models, backends, hub
@@ -146,6 +155,9 @@ CASES = {
     "evaluate-benchmark-unknown": (["evaluate", "{S}", "--benchmarks", "mmlu", "--output", "{TMP}/ev"], "mmlu"),
     "evaluate-model-missing": (["evaluate", "{TMP}/no-model", "--benchmarks", "toy", "--output", "{TMP}/ev"], "model not found"),
     "evaluate-num-samples-zero": (EVAL + ["--num-samples", "0"], "--num-samples"),
+    "evaluate-batch-size-zero": (EVAL + ["--batch-size", "0"], "--batch-size"),
+    "evaluate-chunk-size-negative": (EVAL + ["--chunk-size", "-1"], "--chunk-size"),
+    "evaluate-temperature-nan": (EVAL + ["--temperature", "nan"], "--temperature"),
     "evaluate-data-malformed": (EVAL + ["--data", "toy"], "--data"),
     "evaluate-system-prompt-file": (EVAL + ["--system-prompt", "@{TMP}/missing.txt"], "--system-prompt"),
     "evaluate-dtype-unknown": (EVAL + ["--dtype", "float8"], "dtype"),
@@ -173,6 +185,9 @@ CASES = {
     "train-teacher-grpo-no-student": (GRPO[:4] + GRPO[6:], "student_model"),
     "train-teacher-grpo-student-missing": (GRPO[:4] + ["--student_model", "{TMP}/no-student"] + GRPO[6:], "model not found"),
     "train-teacher-grpo-lp-coefs": (GRPO + ["--lp_coefs", "1"], "lp_coefs"),
+    "train-teacher-grpo-temperature-score-nan": (GRPO + ["--temperature_score", "nan"], "--temperature_score must be a positive finite number"),
+    "train-teacher-grpo-kl-coefs-inf": (GRPO + ["--kl_coefs", "inf", "0"], "must be finite numbers"),
+    "train-teacher-sft-limit-negative": (SFT + ["--limit", "-1"], "--limit must be at least 1"),
     "train-teacher-number-text": (SFT + ["--learning_rate", "fast"], "learning_rate"),
 }
 
