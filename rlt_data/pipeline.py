@@ -18,12 +18,13 @@ from . import __version__, protocol, sharding, sources
 from .backends import load_backend
 from .config import GenerateConfig, ScoreConfig, ScoringOptions, by_section
 from .errors import UserError
+from .locks import STALE_S
 from .shards import SPLIT_FOLDERS, RunStore, ShardStore
 from .stages import stages_for
 
 log = logging.getLogger("rlt_data")
 
-STATE_FORMAT = 2  # 2: shards (shard.json, done.json) and a row_index column in the chunk files
+STATE_FORMAT = 3  # 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks
 
 
 def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
@@ -78,12 +79,38 @@ def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStor
     return store
 
 
+def stage_tags(config: ScoringOptions, command: str, generation: dict) -> dict[str, str]:
+    """Per stage, a digest of what its chunks are made from (the run's generation and the stage's
+    own parameters): written into each chunk's footer and checked when the chunk is read."""
+    import hashlib
+
+    tags = {}
+    for stage in stages_for(command):
+        params = generation if stage is stages_for(command)[0] else stage.params(config)
+        text = json.dumps([command, generation, params], sort_keys=True, default=str)
+        tags[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return tags
+
+
 def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, generation: dict) -> bool:
-    """Finished with these parameters: an executor need not start it again (other scoring
-    parameters make a finished shard rescore, so it is not done)."""
-    state = shard.read_state()
-    return (shard.read_done() is not None and state is not None and state["command"] == command
-            and state["generation"] == generation and state["scoring"] == scoring_params(config))
+    """Finished with these parameters, every scored chunk present, this run's and whole: an
+    executor need not start it again (other scoring parameters make a finished shard rescore; a
+    missing or short chunk makes it resume, instead of a marker trusted forever)."""
+    state, done = shard.read_state(), shard.read_done()
+    if done is None or state is None or state["command"] != command or state["generation"] != generation \
+            or state["scoring"] != scoring_params(config):
+        return False
+    shard.tags = stage_tags(config, command, generation)
+    per_question = getattr(config, "num_samples", 1)
+    chunk_rows = state.get("chunk_rows") or []  # questions per chunk
+    last = stages_for(command)[-1].name
+    problems = [i for i, n in enumerate(chunk_rows) if shard.chunk_problem(last, i, n * per_question) is not None]
+    if problems or len(chunk_rows) != state.get("num_chunks"):
+        log.warning("shard %s: marked done but chunk(s) %s of %s are missing or damaged: resuming it", shard.name,
+                    ", ".join(map(str, problems)) or "?", last)
+        shard.clear_done()
+        return False
+    return True
 
 
 def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
@@ -92,6 +119,8 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
     parameters changed, that stage and every stage after it are recomputed."""
     stages = stages_for(command)[1:]
     now = {stage.name: stage.params(config) for stage in stages}
+    shard.tags = stage_tags(config, command, generation)
+    shard.clean_temp()  # temporary files of writers killed mid-write
     state = shard.read_state()
     chunking = sharding.ids_digest(own, ordered=True)
     if state is not None and config.overwrite and (state["generation"] != generation or state.get("chunking") != chunking):
@@ -125,6 +154,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "chunking": chunking,
         "num_rows": len(own),
         "num_chunks": len(_chunks(own, config.chunk_size)),
+        "chunk_rows": [len(c) for c in _chunks(own, config.chunk_size)],  # questions per chunk: what a chunk must hold
         "num_input_rows": rows.num_input_rows,
         "skipped_rows": dict(rows.skipped),
         "schema": rows.schema,
@@ -168,24 +198,26 @@ def prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, d
     rows = _load_rows(config, with_explanation=command == "score")
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
-    generation = stages_for(command)[0].params(config) | {"rows": sharding.ids_digest(rows.rows, ordered=False)}
+    generation = stages_for(command)[0].params(config) | {"rows": sharding.rows_digest(rows.rows)}
     return rows, generation
 
 
 def run_shard(config: ScoringOptions, command: str, index: int, count: int,
-              prepared: tuple[sources.LoadedRows, dict] | None = None) -> dict[str, Any]:
+              prepared: tuple[sources.LoadedRows, dict] | None = None, lock_wait_s: float = 2 * STALE_S) -> dict[str, Any]:
     """Every stage of shard ``index`` of ``count``: resumable and idempotent; the marker is written last."""
     rows, generation = prepared or prepare(config, command)
     own = sharding.own_rows(rows.rows, index, count)
     shard = RunStore(config.output).shard(index, count)
-    open_shard(shard, config, command, rows, own, generation)
-    chunks = _chunks(own, config.chunk_size)
-    stages = stages_for(command)
-    backends = {role: _backend_options(config, role) for role in {s.role for s in stages} if role}  # once per role
-    for stage in stages:
-        stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
-    done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
-    shard.mark_done(done)
+    # one process per shard; a retried shard waits for a lock whose holder on another host may be gone
+    with shard.lock().acquire(wait_s=lock_wait_s):
+        open_shard(shard, config, command, rows, own, generation)
+        chunks = _chunks(own, config.chunk_size)
+        stages = stages_for(command)
+        backends = {role: _backend_options(config, role) for role in {s.role for s in stages} if role}  # once per role
+        for stage in stages:
+            stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
+        done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
+        shard.mark_done(done)
     return done
 
 
@@ -202,18 +234,20 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
         log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", config.shard_index, count,
                  done["num_rows"], config.output)
         return None
-    store = check_run(config, command, prepared[1])
-    if config.executor == "ray":
-        from .executors.ray import run_shards
-    elif config.executor == "slurm":
-        from .executors.slurm import write_job
+    with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
+        store = check_run(config, command, prepared[1])
+        store.clean_temp()
+        if config.executor == "ray":
+            from .executors.ray import run_shards
+        elif config.executor == "slurm":
+            from .executors.slurm import write_job
 
-        write_job(config, command)
-        return None
-    else:
-        from .executors.local import run_shards
-    run_shards(config, command, count, prepared)
-    return merge.merge(store, [store], count, config)
+            write_job(config, command)
+            return None
+        else:
+            from .executors.local import run_shards
+        run_shards(config, command, count, prepared)
+        return merge.merge(store, [store], count, config)
 
 
 def generate(config: GenerateConfig) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ machine draws them. ``merge.py`` turns the shards into one dataset.
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 from .errors import UserError
 
@@ -33,6 +35,23 @@ def ids_digest(rows: list[dict], ordered: bool) -> str:
     a run must agree on), ``True`` for one shard's chunking (a reordered input chunks differently)."""
     ids = [r["id"] for r in rows]
     return hashlib.sha256("\n".join(ids if ordered else sorted(ids)).encode()).hexdigest()[:16]
+
+
+def rows_digest(rows: list[dict]) -> str:
+    """A fingerprint of the rows' content (id, question, solution, and explanation where given), as
+    a set: what every shard of a run must agree on, so input edited between two shards (or before a
+    resume) is a different run, not a silent mix of old and new solutions."""
+    keys = ("id", "question", "solution", "explanation")
+    lines = sorted(json.dumps([r.get(k) for k in keys], ensure_ascii=False) for r in rows)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+
+
+def resolved(path: str | None) -> str | None:
+    """A local path as an absolute one (a run resumed from another working directory is the same
+    run); anything else (a Hub id) as given."""
+    if path and Path(path).expanduser().exists():
+        return str(Path(path).expanduser().resolve())
+    return path
 
 
 def changed_keys(new: dict, old: dict) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .locks import Lock
 from .records import Candidate, Mismatch, Position, Scores, ShareGPTRow, Status, TeacherThink, TrainingRow, fields, schema
 
 STATE_DIR = ".rlt"
@@ -67,9 +68,14 @@ def _atomic(path: Path, write) -> None:
 # Rows per row group of a stage's chunk file: the merge streams a chunk one row group at a time
 # from every shard at once, so this bounds its memory (32 shards x 64 rows x 40 KB: ~80 MB).
 CHUNK_ROW_GROUP = 64
+CHUNK_LABEL = b"rlt_chunk"  # footer key: {"tag": the stage's parameters digest, "rows": row count}
 
 
-def write_parquet(path: Path, table: pa.Table, row_group_rows: int | None = None) -> None:
+def write_parquet(path: Path, table: pa.Table, row_group_rows: int | None = None, label: dict | None = None) -> None:
+    """``label``: JSON kept in the file's footer (a chunk's run and row count, checked when read)."""
+    if label is not None:
+        table = table.replace_schema_metadata({CHUNK_LABEL: json.dumps(label, sort_keys=True)})
+
     def write(tmp: Path) -> None:
         if table.num_rows:
             pq.write_table(table, tmp, compression="snappy", row_group_size=row_group_rows)
@@ -109,6 +115,16 @@ class ShardStore:
         self.run_root, self.index, self.count = Path(run_root), index, count
         base = self.run_root / STATE_DIR
         self.root = base if count == 1 else base / "shards" / shard_name(index, count)
+        # stage -> digest of the parameters its chunks are made with (pipeline.stage_tags): written
+        # into every chunk's footer, so a chunk of another run (or another seed) is never taken as done
+        self.tags: dict[str, str] = {}
+
+    def lock(self) -> Lock:
+        return Lock(self.root / "shard.lock", f"shard {self.name} of {self.run_root}")
+
+    def clean_temp(self) -> int:
+        """Remove the temporary files of writers killed mid-write (``.name.tmp-PID``) in this shard."""
+        return _clean_temp(self.root, skip=("shards",) if self.count == 1 else ())
 
     @property
     def name(self) -> str:
@@ -142,13 +158,42 @@ class ShardStore:
     def has_chunk(self, stage: str, index: int) -> bool:
         return self.chunk_path(stage, index).is_file()
 
+    def chunk_problem(self, stage: str, index: int, rows: int) -> str | None:
+        """What is wrong with a stage's chunk file (None: it is whole and this run's): ``missing``,
+        unreadable, made with other parameters, or holding another number of rows than ``rows``."""
+        path = self.chunk_path(stage, index)
+        if not path.is_file():
+            return "missing"
+        try:
+            meta = pq.read_metadata(path)
+            label = json.loads((meta.metadata or {}).get(CHUNK_LABEL, b"null"))
+        except Exception as exc:  # truncated, not Parquet, bad footer: a cache entry to redo
+            return f"is unreadable ({type(exc).__name__})"
+        if not isinstance(label, dict):
+            return "carries no run label"
+        if stage in self.tags and label.get("tag") != self.tags[stage]:
+            return "was made by another run (other parameters)"
+        if meta.num_rows != rows or label.get("rows") != rows:
+            return f"holds {meta.num_rows} rows, not {rows}"
+        return None
+
+    def drop_chunk(self, stage: str, index: int) -> None:
+        """Remove chunk ``index`` of ``stage`` and of every stage after it (they were made from it)."""
+        for name in STAGES[STAGES.index(stage):]:
+            self.chunk_path(name, index).unlink(missing_ok=True)
+
+    def _label(self, stage: str, rows: int) -> dict:
+        return {"tag": self.tags.get(stage), "rows": rows}
+
     def write_chunk(self, stage: str, index: int, rows: list[dict]) -> None:
-        write_parquet(self.chunk_path(stage, index), pa.Table.from_pylist(rows, schema=SCHEMAS[stage]), CHUNK_ROW_GROUP)
+        table = pa.Table.from_pylist(rows, schema=SCHEMAS[stage])
+        write_parquet(self.chunk_path(stage, index), table, CHUNK_ROW_GROUP, self._label(stage, len(rows)))
 
     def write_table(self, stage: str, index: int, rows: list[dict]) -> None:
         """Like ``write_chunk``, for rows of numpy arrays: each column converted by Arrow as a whole."""
         columns = {name: pa.array([r[name] for r in rows], type=SCHEMAS[stage].field(name).type) for name in SCHEMAS[stage].names}
-        write_parquet(self.chunk_path(stage, index), pa.table(columns, schema=SCHEMAS[stage]), CHUNK_ROW_GROUP)
+        table = pa.table(columns, schema=SCHEMAS[stage])
+        write_parquet(self.chunk_path(stage, index), table, CHUNK_ROW_GROUP, self._label(stage, len(rows)))
 
     def read_chunk(self, stage: str, index: int) -> list[dict]:
         return self.read_chunk_table(stage, index).to_pylist()
@@ -170,10 +215,33 @@ class ShardStore:
         shutil.rmtree(self.root / stage, ignore_errors=True)
 
 
+def _clean_temp(root: Path, skip: tuple[str, ...] = (), recursive: bool = True) -> int:
+    """Remove the ``.NAME.tmp-PID`` files of other processes under ``root``. Called only under the
+    lock of what ``root`` holds (the run's, or the shard's), so no other writer is alive there,
+    whichever host it ran on: its files are what a killed writer left."""
+    removed = 0
+    for path in (root.rglob if recursive else root.glob)(".*.tmp-*") if root.is_dir() else []:
+        if any(part in skip for part in path.relative_to(root).parts[:-1]):
+            continue
+        pid = path.name.rsplit(".tmp-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.state_dir = self.root / STATE_DIR
+
+    def lock(self) -> Lock:
+        return Lock(self.state_dir / "run.lock", str(self.root))
+
+    def clean_temp(self) -> int:
+        """Temporary files of killed writers in the published folders, the card's and the run's state."""
+        folders = sum(_clean_temp(self.root / name) for name in (*SPLIT_FOLDERS.values(), "plots"))
+        return folders + _clean_temp(self.root, recursive=False) + _clean_temp(self.state_dir, recursive=False)
 
     # -- run state ---------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
@@ -186,9 +254,12 @@ class RunStore:
         return (self.state_dir / "run.json").is_file()
 
     def wipe(self) -> None:
-        """Remove everything a run writes (and nothing else) from the folder."""
-        for name in (STATE_DIR, *SPLIT_FOLDERS.values(), "plots"):
+        """Remove everything a run writes (and nothing else) from the folder; the run's lock stays."""
+        for name in (*SPLIT_FOLDERS.values(), "plots"):
             shutil.rmtree(self.root / name, ignore_errors=True)
+        for path in self.state_dir.iterdir() if self.state_dir.is_dir() else []:
+            if path.name != "run.lock":
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         (self.root / "README.md").unlink(missing_ok=True)
 
     # -- shards ------------------------------------------------------------------------------

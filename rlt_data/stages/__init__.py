@@ -12,10 +12,13 @@ check, say) is one file here and one line in ``stages_for``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from ..config import ScoringOptions
 from ..shards import ShardStore
+
+log = logging.getLogger("rlt_data")
 
 
 class Stage(Protocol):
@@ -53,8 +56,25 @@ def progress_iter(items: list[int], desc: str):
         bar.close()
 
 
-def pending(shard: ShardStore, name: str, num_chunks: int) -> list[int]:
-    return [i for i in range(num_chunks) if not shard.has_chunk(name, i)]
+def pending(shard: ShardStore, name: str, chunks: list[list[dict]], per_question: int) -> list[int]:
+    """The chunks of stage ``name`` still to compute. A chunk file is a cache entry: one that is
+    unreadable, made by another run, or holding another number of rows than its chunk's questions
+    x ``per_question`` is recomputed (with a warning), and so are the later stages' files of it."""
+    todo = []
+    for i, chunk in enumerate(chunks):
+        problem = shard.chunk_problem(name, i, len(chunk) * per_question)
+        if problem is None:
+            continue
+        if problem != "missing":
+            log.warning("shard %s: %s chunk %d %s: recomputing it", shard.name, name, i, problem)
+            shard.drop_chunk(name, i)
+        todo.append(i)
+    return todo
+
+
+def rows_per_question(config: Any) -> int:
+    """Candidates per question: --num-samples for generate, one given explanation for score."""
+    return getattr(config, "num_samples", 1)
 
 
 def scorable(rows: list[dict]) -> list[int]:

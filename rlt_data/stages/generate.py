@@ -8,7 +8,8 @@ from typing import Any
 from .. import protocol
 from ..backends import derive_seed
 from ..records import Candidate, Position, row
-from . import pending, progress
+from ..sharding import resolved
+from . import pending, progress, rows_per_question
 
 
 class Generate:
@@ -20,10 +21,10 @@ class Generate:
     )
 
     def params(self, config) -> dict[str, Any]:
-        return {k: getattr(config, k) for k in self.KEYS}
+        return {k: getattr(config, k) for k in self.KEYS} | {"dataset": resolved(config.dataset)}
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
-        todo = pending(shard, self.name, len(chunks))
+        todo = pending(shard, self.name, chunks, rows_per_question(config))
         if not todo:
             return
         generator = backend.Generator(config.teacher, options)

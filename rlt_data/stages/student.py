@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import scoring
 from ..records import Mismatch, Scores, row
-from . import pending, progress_iter, scorable
+from . import pending, progress_iter, rows_per_question, scorable
 
 KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
 
@@ -20,7 +20,7 @@ class StudentScores:
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
         reward = config.reward()
-        todo = pending(shard, self.name, len(chunks))
+        todo = pending(shard, self.name, chunks, rows_per_question(config))
         if not todo:
             return
         scorer = backend.Scorer(config.student, options)

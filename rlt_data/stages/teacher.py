@@ -11,7 +11,7 @@ from typing import Any
 from .. import scoring
 from ..records import TeacherThink as Think
 from ..records import row
-from . import pending, progress_iter, scorable
+from . import pending, progress_iter, rows_per_question, scorable
 
 
 class TeacherThink:
@@ -22,7 +22,7 @@ class TeacherThink:
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
         reward = config.reward()
-        todo = pending(shard, self.name, len(chunks))
+        todo = pending(shard, self.name, chunks, rows_per_question(config))
         if not reward.needs_teacher or not todo:
             return
         scorer = backend.Scorer(config.teacher, options)
