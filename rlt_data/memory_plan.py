@@ -11,7 +11,8 @@ estimate from the shapes, in bytes:
 - policy weights, gradients and Adam under ZeRO-3: 2 + 2 + 12 bytes per parameter, split over the
   GPUs (the mixed-precision Adam count of the ZeRO paper: bf16 weights and gradients, fp32 master
   weights and two moments); ZeRO-3's gathered working set (``stage3_max_live_parameters``, 1e9 by
-  default) while a pass runs;
+  default) while a pass runs; without DeepSpeed (``zero_stage`` 0) torch's AdamW keeps its two
+  moments in the weights' dtype, 4 bytes per parameter, and no master copy;
 - the reference model (``beta > 0``): bf16 weights split over the GPUs;
 - the frozen student: whole on every GPU in bf16 (neither DeepSpeed nor FSDP shards it), unless
   ``student_offload`` keeps it in CPU memory between reward calls;
@@ -264,8 +265,10 @@ def grpo_plan(teacher: Shape, student: Shape, training_args: Any, reward_args: A
     if not layout.offload_params:
         comps.append(Component("policy weights (bf16)", p * BF16 // weight_split, ("resident",), f"{p / 1e9:.2f}B parameters / {weight_split}"))
     comps.append(Component("policy gradients (bf16)", p * BF16 // grad_split, ("resident",), f"/ {grad_split}"))
-    if not layout.offload_optimizer:
+    if not layout.offload_optimizer and layout.zero_stage >= 1:  # DeepSpeed's mixed precision: fp32 master + moments
         comps.append(Component("Adam states + fp32 master weights", p * ADAM_BYTES // optim_split, ("resident",), f"12 bytes per parameter / {optim_split}"))
+    elif not layout.offload_optimizer:  # no DeepSpeed: torch's AdamW keeps its moments in the weights' dtype
+        comps.append(Component("Adam states (bf16 moments)", p * 2 * BF16, ("resident",), "4 bytes per parameter, no master copy"))
     if layout.zero_stage >= 3:
         live = min(p, ZERO3_LIVE_PARAMETERS) * BF16
         comps.append(Component("ZeRO-3 gathered parameters", live, ("reward", "training"), "stage3_max_live_parameters"))
@@ -295,8 +298,9 @@ def grpo_plan(teacher: Shape, student: Shape, training_args: Any, reward_args: A
     elif getattr(training_args, "use_vllm", False):
         warnings.append("vLLM in server mode: its GPUs are not counted here")
     else:
-        # transformers generation: the KV cache of the micro-batch's prompts, as HF's generate keeps it
-        gen_batch = mb
+        # transformers generation: one generate() call per generation batch of this process
+        # (TRL: per_device_train_batch_size x steps_per_generation), its whole KV cache held
+        gen_batch = mb * int(getattr(training_args, "steps_per_generation", None) or getattr(training_args, "gradient_accumulation_steps", 1))
         comps.append(Component("generation KV cache (transformers)", gen_batch * seq * teacher.kv_bytes_per_token(), ("generation",),
                                f"{gen_batch} sequences of {seq:,} tokens"))
     # -- the reward
