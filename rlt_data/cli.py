@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from .config import GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
-from .errors import UserError
+from .errors import Stopped, UserError
 
 
 class OneLineErrors(TyperGroup):
@@ -63,6 +63,9 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except UserError as exc:
             fail(str(exc))
+        except Stopped as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=Stopped.exit_code)
         except KeyboardInterrupt:
             typer.echo("Interrupted; rerun the same command to resume.", err=True)
             raise typer.Exit(code=130)

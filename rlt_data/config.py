@@ -217,6 +217,10 @@ class ScaleOutOptions:
     slurm_mem: str = opt("64G", "Slurm: memory per shard job.")
     slurm_setup: str | None = opt(None, "Slurm: shell line(s) run first in every job, e.g. 'source /shared/venv/bin/activate'.")
     slurm_max_parallel: int | None = opt(None, "Slurm: at most this many shard jobs at once (the job array's throttle).")
+    slurm_merge_partition: str | None = opt(None, "Slurm: partition of the merge job (default: --slurm-partition; it needs no GPU).")
+    slurm_merge_cpus: int = opt(2, "Slurm: CPUs of the merge job.")
+    slurm_merge_mem: str = opt("16G", "Slurm: memory of the merge job.")
+    slurm_merge_time: str = opt("04:00:00", "Slurm: time limit of the merge job.")
     submit: bool = opt(False, "Slurm: submit the jobs with sbatch instead of printing the command.")
 
     def validate_scale_out(self) -> None:
@@ -230,8 +234,20 @@ class ScaleOutOptions:
             raise UserError("--shard-index runs one shard in this process: it goes with --executor local and --data-parallel-size 1")
         if self.executor in ("ray", "slurm") and self.num_shards < 2:
             raise UserError(f"--executor {self.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
-        if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1:
-            raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task and --slurm-max-parallel >= 1")
+        if self.max_retries < 0 or self.slurm_cpus_per_task < 1 or (self.slurm_gpus_per_task or 0) < 0 or (self.slurm_max_parallel or 1) < 1 \
+                or self.slurm_merge_cpus < 1:
+            raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task, --slurm-max-parallel "
+                            "and --slurm-merge-cpus >= 1")
+        if self.executor == "slurm":
+            from .slurm_time import check_memory, check_time, seconds
+
+            # the shard jobs are signalled 600 s before their limit to requeue: keep time to work before that
+            if seconds(self.slurm_time, "--slurm-time") < 15 * 60:
+                raise UserError(f"--slurm-time {self.slurm_time} leaves no time to work: a shard job is told to requeue "
+                                "10 minutes before its limit; give at least 15 minutes (e.g. 04:00:00)")
+            check_time(self.slurm_merge_time, "--slurm-merge-time")
+            check_memory(self.slurm_mem, "--slurm-mem")
+            check_memory(self.slurm_merge_mem, "--slurm-merge-mem")
 
     def shard_count(self) -> int:
         """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""

@@ -9,3 +9,10 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Stopped(Exception):
+    """A stop asked for (SIGUSR1: a scheduler's time limit is near) and done after the chunk in
+    flight: nothing is lost, and rerunning the same command resumes (exit code 75, EX_TEMPFAIL)."""
+
+    exit_code = 75

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, Callable
 
@@ -209,7 +210,7 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
     own = sharding.own_rows(rows.rows, index, count)
     shard = RunStore(config.output).shard(index, count)
     # one process per shard; a retried shard waits for a lock whose holder on another host may be gone
-    with shard.lock().acquire(wait_s=lock_wait_s):
+    with shard.lock().acquire(wait_s=lock_wait_s), stop_on_sigusr1():
         open_shard(shard, config, command, rows, own, generation)
         chunks = _chunks(own, config.chunk_size)
         stages = stages_for(command)
@@ -219,6 +220,27 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
         done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
         shard.mark_done(done)
     return done
+
+
+@contextmanager
+def stop_on_sigusr1():
+    """While a shard runs, SIGUSR1 (a Slurm job ten minutes before its time limit) asks it to stop
+    after the chunk in flight (``stages.STOP``; ``errors.Stopped``): nothing computed is lost."""
+    import signal
+    import threading
+
+    from .stages import STOP
+
+    STOP.clear()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield  # signal handlers live in the main thread (Ray runs tasks in the worker's main thread)
+        return
+    previous = signal.signal(signal.SIGUSR1, lambda *_: STOP.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        STOP.clear()
 
 
 def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:

@@ -123,6 +123,10 @@ CASES = {
     "generate-executor-ray-one-shard": (GEN + ["--executor", "ray"], "--num-shards"),
     "generate-shard-index-with-replicas": (GEN + ["--num-shards", "2", "--shard-index", "0", "--data-parallel-size", "2"], "--shard-index"),
     "generate-slurm-cpus-zero": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-cpus-per-task", "0"], "--slurm-cpus-per-task"),
+    "generate-slurm-time-no-work": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-time", "10:00"], "leaves no time to work"),
+    "generate-slurm-time-garbage": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-time", "soon"], "is not a Slurm time"),
+    "generate-slurm-mem-garbage": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-mem", "lots"], "--slurm-mem"),
+    "generate-slurm-merge-cpus-zero": (GEN + ["--num-shards", "2", "--executor", "slurm", "--slurm-merge-cpus", "0"], "--slurm-merge-cpus"),
     # merge
     "merge-missing-folder": (["merge", "{TMP}/missing"], "not a folder"),
     "merge-no-shards": (["merge", "{TMP}"], "no rlt-data shards"),

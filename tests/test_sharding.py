@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -142,9 +144,63 @@ def test_slurm_job_array_then_merge_equals_a_serial_run(serial, toy_models):
     merged = subprocess.run(["bash", jobs / "merge.sbatch"], env=env, capture_output=True, text=True)
     assert merged.returncode == 0, merged.stderr[-2000:]
     same_as_serial(root, out)
-    wrong = subprocess.run(["bash", jobs / "shards.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3"},
-                           capture_output=True, text=True)
-    assert wrong.returncode == 2 and "3 tasks" in wrong.stderr
+    # an array of 3 tasks for a run of 2 shards is refused; the merge job waits with --kill-on-invalid-dep
+    wrong = subprocess.run(["bash", jobs / "shards.sbatch"], env={**env, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3",
+                           "SLURM_ARRAY_TASK_MAX": "2"}, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "is not a shard of this run (0..1)" in wrong.stderr
+    assert "--kill-on-invalid-dep=yes" in (jobs / "submit.sh").read_text()
+    assert "#SBATCH --export=NONE" in script and "HF_TOKEN" not in script
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(c) for c in text.split()]
+
+
+@pytest.mark.slow
+def test_slurm_time_limit_signal_then_readme_recovery(serial, toy_models, tmp_path, monkeypatch):
+    """Ten minutes before the limit Slurm sends the batch shell USR1: rlt-data stops after the chunk
+    in flight, the shell waits for it (no orphan), then requeues. Then the README's recovery for a
+    failed shard, as written: `sbatch --array=I slurm/shards.sbatch` (a one-task array: Slurm sets
+    SLURM_ARRAY_TASK_COUNT=1, MIN=MAX=I), then `sbatch slurm/merge.sbatch`: rows equal a serial run.
+    `scontrol` is a stand-in script on PATH that records its arguments (there is no Slurm here)."""
+    root, dataset = serial
+    out = tmp_path / "run with space"
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "scontrol").write_text(f"#!/bin/bash\necho \"$@\" >> {tmp_path}/scontrol.log\n")
+    (stub / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}:{os.environ['PATH']}")  # the jobs get the writer's PATH
+    written = invoke(*args(toy_models, dataset, out, "--num-shards", "2", "--executor", "slurm", "--slurm-gpus-per-task", "0"))
+    assert written.exit_code == 0, written.output
+    jobs = out / "slurm"
+    assert "--gres" not in (jobs / "shards.sbatch").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    task0 = {**env, "SLURM_ARRAY_JOB_ID": "9", "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MAX": "1"}
+    shell = subprocess.Popen(["bash", jobs / "shards.sbatch"], env=task0, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = out / ".rlt" / "shards" / "00000-of-00002" / "generated" / "chunk-00000.parquet"
+    deadline = time.monotonic() + 300
+    while not first.exists() and shell.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert shell.poll() is None, "the shard finished before the signal"
+    (child,) = _children(shell.pid)
+    shell.send_signal(signal.SIGUSR1)
+    stdout, stderr = shell.communicate(timeout=300)
+    assert shell.returncode == 0, stderr[-2000:]
+    assert not Path(f"/proc/{child}").exists()  # the shard process ended with its job: no orphan
+    assert "stopped on request (SIGUSR1)" in stderr and "attempt 1" in stdout
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "9_0"]
+    assert not (out / ".rlt" / "shards" / "00000-of-00002" / "done.json").exists()
+    # the README's recovery: shard 0 resubmitted alone, shard 1 as its array task, then the merge
+    again = subprocess.run(["bash", jobs / "shards.sbatch"], capture_output=True, text=True, env={
+        **env, "SLURM_ARRAY_JOB_ID": "10", "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1",
+        "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "0"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    other = subprocess.run(["bash", jobs / "shards.sbatch"], capture_output=True, text=True, env={**task0, "SLURM_ARRAY_TASK_ID": "1"})
+    assert other.returncode == 0, other.stderr[-2000:]
+    merged = subprocess.run(["bash", jobs / "merge.sbatch"], env=env, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    same_as_serial(root, out)
 
 
 def _shard_workers() -> list[int]:
@@ -208,3 +264,11 @@ def test_ray_two_nodes_a_killed_worker_resumes_and_rows_equal_a_serial_run(seria
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in killed["chunks"].items())  # resumed, not redone
     same_as_serial(root, out)
     assert all((out / ".rlt" / "shards" / f"0000{i}-of-00002" / "done.json").is_file() for i in range(2))
+
+
+@pytest.mark.parametrize("text, expected", [("10", 600), ("10:30", 630), ("1:00:00", 3600), ("2-00", 172800),
+                                            ("1-02:03", 93780), ("1-02:03:04", 93784), ("UNLIMITED", 10**9)])
+def test_slurm_time_notation(text, expected):
+    from rlt_data.slurm_time import seconds
+
+    assert seconds(text, "--slurm-time") == expected

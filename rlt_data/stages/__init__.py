@@ -13,9 +13,11 @@ check, say) is one file here and one line in ``stages_for``.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Protocol
 
 from ..config import ScoringOptions
+from ..errors import Stopped
 from ..shards import ShardStore
 
 log = logging.getLogger("rlt_data")
@@ -46,12 +48,25 @@ def progress(total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5)
 
 
-def progress_iter(items: list[int], desc: str):
+# Set by SIGUSR1 (pipeline.run_shard): finish the chunk in flight, then stop (a Slurm job's time limit is near)
+STOP = threading.Event()
+
+
+def stop_point(shard: ShardStore, name: str) -> None:
+    """Between two chunks: stop here if a stop was asked for (their files are whole; a rerun resumes)."""
+    if STOP.is_set():
+        raise Stopped(f"stopped on request (SIGUSR1) after a finished {name} chunk of shard {shard.name}; "
+                      "rerun the same command to resume")
+
+
+def progress_iter(items: list[int], desc: str, shard: ShardStore | None = None, name: str = ""):
     bar = progress(len(items), desc, "chunk")
     try:
         for item in items:
             yield item
             bar.update(1)
+            if shard is not None:
+                stop_point(shard, name)
     finally:
         bar.close()
 

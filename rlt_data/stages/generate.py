@@ -9,7 +9,7 @@ from .. import protocol
 from ..backends import derive_seed
 from ..records import Candidate, Position, row
 from ..sharding import resolved
-from . import pending, progress, rows_per_question
+from . import pending, progress, rows_per_question, stop_point
 
 
 class Generate:
@@ -43,6 +43,7 @@ class Generate:
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(samples_s=f"{n_samples / elapsed:.2f}", tok_s=f"{n_tokens / elapsed:.0f}")
                 bar.update(len(chunks[i]))
+                stop_point(shard, self.name)
         finally:
             bar.close()
             generator.close()

@@ -30,7 +30,7 @@ class StudentScores:
 
                 scoring.check_tokenizers(load_tokenizer(config.teacher), scorer.tokenizer, reward)
             empty = row(Scores(), Mismatch())
-            for i in progress_iter(todo, "score (student)"):
+            for i in progress_iter(todo, "score (student)", shard, self.name):
                 rows = shard.read_chunk("generated", i)
                 keep = scorable(rows)
                 teacher = None

@@ -27,7 +27,7 @@ class TeacherThink:
             return
         scorer = backend.Scorer(config.teacher, options)
         try:
-            for i in progress_iter(todo, "score (teacher)"):
+            for i in progress_iter(todo, "score (teacher)", shard, self.name):
                 rows = shard.read_chunk("generated", i)
                 keep = scorable(rows)
                 found = scoring.teacher_think_logprobs(scorer, [rows[k] for k in keep], reward)
