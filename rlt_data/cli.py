@@ -243,10 +243,11 @@ def export_command(
     name: str = typer.Option("rlt_data", help="Dataset name in dataset_info.json (LLaMA-Factory's `dataset:`)."),
     hub_repo: Optional[str] = typer.Option(None, help="Point the entry at this Hub repo instead of the local shards."),
 ) -> None:
-    from .export import export
+    from .export import export, snippet_path
 
     path = export(output, format, name, hub_repo)
-    typer.echo(f"wrote {path}: train with LLaMA-Factory using `dataset_dir: {output}` and `dataset: {name}`")
+    typer.echo(f"wrote {path} and {snippet_path(output, name)}: train with LLaMA-Factory using `dataset_dir: {output}`, "
+               f"`dataset: {name}` and the snippet's `cutoff_len`")
 
 
 @app.command(

@@ -89,6 +89,11 @@ def check_schemas(root: Path) -> None:
         for shard in sorted((root / folder).glob("*.parquet")):
             if Features.from_arrow_schema(pq.read_schema(shard)) != info.features:
                 raise UserError(f"{shard.relative_to(root)}: its schema does not match the card's dataset_info; rerun `rlt-data select {root}`")
+    from .card import card_mismatches  # rows and fingerprints: a card that contradicts its files fails every Hub load
+
+    wrong = card_mismatches(root, require_fingerprint=False)
+    if wrong:
+        raise UserError(f"the card in {root} does not describe its files ({wrong[0]}); rerun `rlt-data select {root}` with the run's selection options")
 
 
 def _status(exc: BaseException) -> int | None:

@@ -15,6 +15,7 @@ a row left without trainable tokens never reaches the trainer.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +42,77 @@ def load_rows(args: DataArguments):
     if not path.exists() and (args.dataset.startswith((".", "/", "~")) or args.dataset.count("/") > 1):
         raise UserError(f"dataset not found: {args.dataset}")
     try:
-        ds = datasets.load_dataset(str(path) if path.exists() else args.dataset, args.dataset_config, split=args.dataset_split)
+        if is_run_folder(path, args.dataset_config):
+            ds = load_run_folder(path, args.dataset_config, args.dataset_split)
+        else:
+            ds = datasets.load_dataset(str(path) if path.exists() else args.dataset, args.dataset_config, split=args.dataset_split)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"cannot load {args.dataset}: {first_line(exc)}")
     if "messages" not in ds.column_names:
         hint = "; its `default` config has them" if "conversations" in ds.column_names else "; is it an rlt-data run?"
         raise UserError(f"{args.dataset} (config {args.dataset_config!r}) has no 'messages' column (columns: {ds.column_names}){hint}")
     return ds
+
+
+def is_run_folder(path: Path, config: str) -> bool:
+    """A local rlt-data run (or a local copy of a pushed one): its card and the config's shards."""
+    from .shards import SPLIT_FOLDERS
+
+    return path.is_dir() and (path / "README.md").is_file() and config in SPLIT_FOLDERS and \
+        any((path / SPLIT_FOLDERS[config]).glob("train-*.parquet"))
+
+
+def load_run_folder(path: Path, config: str, split: str = "train"):
+    """The rows of ``config`` exactly as they are on disk: its shards through ``data_files``.
+
+    ``load_dataset(RUN)`` caches a local folder under its name and its card, not its files (see
+    :mod:`rlt_data.card`); named files are cached under their paths and modification times. The row
+    count is checked against the shards' own metadata, and a card that does not describe the files
+    (made by an older rlt-data, or files changed by hand) is reported: other loads of the folder
+    (``load_dataset(RUN)``, ``trl sft --dataset_name RUN``) may then read another run's rows.
+    """
+    import datasets
+    import pyarrow.parquet as pq
+
+    from .card import card_mismatches
+    from .shards import SPLIT_FOLDERS
+
+    if not re.fullmatch(r"train(\[.*\])?", split):
+        raise UserError(f"{path} (config {config!r}) has one split, 'train' (slices such as train[:10%] work), not {split!r}")
+    files = sorted((path / SPLIT_FOLDERS[config]).glob("train-*.parquet"))
+    ds = datasets.load_dataset("parquet", data_files={"train": [str(f.resolve()) for f in files]}, split=split)
+    expected = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if split == "train" and len(ds) != expected:
+        raise UserError(f"{path}: loaded {len(ds)} rows of config {config!r} but its shards hold {expected}; "
+                        "clear the datasets cache (HF_DATASETS_CACHE) and rerun")
+    mismatches = card_mismatches(path, (config,))
+    if mismatches:
+        log.warning("%s: %s. load_dataset(%r) and `trl sft --dataset_name %s` may read stale rows from the datasets "
+                    "cache (keyed by the folder's name and card, not its files); rlt-data train read the files. %s",
+                    path, "; ".join(mismatches), str(path), path, refresh_hint(path))
+    return ds
+
+
+def refresh_hint(path: Path) -> str:
+    """How to give a run folder a card that describes its files: ``rlt-data select`` with the
+    selection it has (``run.json``), or, for a folder without one, clearing its cache entry."""
+    import shlex
+
+    from .shards import RunStore
+
+    state = RunStore(path).read_state()
+    if state is None:
+        import datasets
+        from datasets.naming import camelcase_to_snakecase  # how datasets names a local folder's cache entry
+
+        cache = Path(datasets.config.HF_DATASETS_CACHE) / camelcase_to_snakecase(path.resolve().name)
+        return f"Before loading it by name, remove {cache} (the datasets cache of every folder named {path.resolve().name!r})"
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in (state.get("selection") or {}).items() if v is not None]
+    if state.get("max_shard_size"):
+        flags.append(f"--max-shard-size {state['max_shard_size']}")
+    return "Rewrite the card: " + " ".join(["rlt-data select", shlex.quote(str(path)), *flags])
 
 
 def to_prompt_completion(example: dict) -> dict:

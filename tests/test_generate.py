@@ -64,7 +64,13 @@ def test_card_yaml_and_datasets_loading(toy_run):
     meta = yaml.safe_load(text.split("---\n")[1])
     assert [c["config_name"] for c in meta["configs"]] == ["default", "sharegpt", "candidates"]
     assert meta["license"] == "apache-2.0" and "rlt" in meta["tags"] and meta["size_categories"]
-    assert str(dataset) in text and "temperature_score" in text and "transformers" in text
+    assert "temperature_score" in text and "transformers" in text
+    # local inputs by name and content fingerprint, never by path (the card is published); run.json keeps the path
+    from rlt_data.card import content_fingerprint
+
+    assert str(dataset) not in text and str(dataset.parent) not in text
+    assert f"`{dataset.name} (local, sha256:{content_fingerprint(dataset)})`" in text
+    assert json.loads((out / ".rlt" / "run.json").read_text())["generation"]["dataset"] == str(dataset)
     by_files = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     by_dir = datasets.load_dataset(str(out), split="train")
     assert by_files.to_list() == by_dir.to_list() == read(out / "data")
@@ -80,6 +86,16 @@ def test_card_yaml_and_datasets_loading(toy_run):
         assert [f["name"] for f in info[name]["features"]] == loaded.column_names
     sharegpt = datasets.load_dataset(str(out), "sharegpt", split="train")
     assert sharegpt.column_names == ["id", "system", "conversations"] and sharegpt.num_rows == by_dir.num_rows
+    # what is on disk, in the card: rows, sizes and a fingerprint per config (they key the datasets cache)
+    descriptions = {c["config_name"]: c["description"] for c in meta["configs"]}
+    for config in meta["configs"]:
+        name, folder = config["config_name"], config["data_files"][0]["path"].split("/")[0]
+        files = sorted((out / folder).glob("*.parquet"))
+        assert info[name]["splits"] == [{"name": "train", "num_bytes": info[name]["dataset_size"], "num_examples": len(read(out / folder))}]
+        assert info[name]["download_size"] == sum(f.stat().st_size for f in files)
+        assert descriptions[name].startswith(f"{len(read(out / folder))} rows in {folder}/ (1 file, sha256:")
+    longest = max(r["student_context_tokens"] for r in read(out / "data"))
+    assert f"| longest kept row | {longest:,} student tokens |" in text and "--max_length 16384" in text
 
 
 def test_select_reproduces_and_reselects(toy_run, tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +16,8 @@ import pytest
 
 from hub_server import TOKEN, HubServer
 from helpers import gen_args, invoke, read, write_toy_set
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def local_tree(run_dir) -> dict[str, bytes]:
     return files
 
 
-def test_round_trip_loads_the_same_rows(hub, run_dir, tmp_path):
+def test_round_trip_loads_the_same_rows(hub, run_dir, tmp_path, toy_models):
     done = push(hub, run_dir, "tester/rlt-set")
     assert done.returncode == 0, done.stderr
     remote = {p: d for p, d in hub.files("tester/rlt-set").items() if p != ".gitattributes"}
@@ -71,6 +75,17 @@ def test_round_trip_loads_the_same_rows(hub, run_dir, tmp_path):
     assert out["data"] == read(run_dir / "data") and out["n"] == len(read(run_dir / "candidates"))
     assert out["sharegpt"] == read(run_dir / "sharegpt") and len(out["sharegpt"]) == len(out["data"])
     assert any(p.startswith("sharegpt/") for p in remote)
+    # no absolute path of the machine that made the run is published (the card names local models and
+    # data sets by name and content fingerprint; run.json, which keeps the paths, is not uploaded)
+    local = {str(run_dir.parent), str(run_dir.resolve().parent), str(ROOT), str(ROOT.resolve()), sys.prefix, str(Path.home())}
+    local |= {str(Path(p).resolve()) for p in toy_models.values()}
+    assert str(ROOT) in (run_dir / ".rlt" / "run.json").read_text()  # the models' local paths, kept locally
+    for path, data in remote.items():
+        for where in local:
+            if len(where) > 5:
+                assert where.encode() not in data, (path, where)
+    card = remote["README.md"].decode()
+    assert re.search(r"\| teacher \| `teacher \(local, sha256:[0-9a-f]{12}\)` \|", card) and "`set.jsonl (local, sha256:" in card
     again = push(hub, run_dir, "tester/rlt-set")  # nothing changed: nothing is sent again
     assert again.returncode == 0 and "0 file(s) uploaded" in again.stdout
 
@@ -149,3 +164,28 @@ def test_incomplete_run_and_schema_mismatch_are_refused(hub, run_dir, tmp_path):
     mismatch = push(hub, bad, "tester/bad")
     assert mismatch.returncode == 2 and "does not match the card's dataset_info" in mismatch.stderr
     assert "tester/bad" not in hub.state.repos
+
+
+def test_public_names_of_local_models_and_data(tmp_path):
+    """How the card names what a run read: a Hub id as it is; a Hub cache snapshot as its repo and revision;
+    another local file or folder by its name and content fingerprint (the same for a copy elsewhere)."""
+    from rlt_data.card import content_fingerprint, public_source, scrub_paths
+
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert public_source(str(snapshot)) == f"Qwen/Qwen2.5-7B-Instruct (revision {'a' * 12})"
+    model = tmp_path / "x" / "my-student"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    (model / ".cache").mkdir()
+    (model / ".cache" / "lock").write_text("local state")  # hidden: left out
+    copy = tmp_path / "y" / "my-student"
+    shutil.copytree(model, copy, ignore=shutil.ignore_patterns(".cache"))
+    assert public_source(str(model)) == public_source(str(copy)) == f"my-student (local, sha256:{content_fingerprint(model)})"
+    (copy / "config.json").write_text('{"hidden_size": 16}')
+    assert public_source(str(copy)) != public_source(str(model))
+    assert public_source("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert public_source(str(tmp_path / "gone" / "set.jsonl")) == "set.jsonl (local; not found where the card was written)"
+    assert str(tmp_path) not in scrub_paths(f"source {tmp_path}/venv/bin/activate && cd ~/work")
+    assert scrub_paths("https://huggingface.co/x a/b") == "https://huggingface.co/x a/b"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import invoke, read, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(
@@ -101,41 +105,83 @@ def test_llamafactory_export(toy_run_dir):
     # LLaMA-Factory loads a Hub entry with load_dataset(hf_hub_url, name=subset, split=split)
     assert (info["hub"]["hf_hub_url"], info["hub"]["subset"], info["hub"]["split"]) == ("you/set", "sharegpt", "train")
     assert info["hub"]["subset"] in paths and info["hub"]["columns"] == entry["columns"]
+    # the YAML snippet: LLaMA-Factory's data keys, with a cutoff_len that cuts no row (its default, 2048, would)
+    from rlt_data.card import recommended_max_length
+
+    longest = max(r["student_context_tokens"] for r in pq.read_table(toy_run_dir / "data").to_pylist())
+    for name in ("rlt_data", "hub"):
+        snippet = yaml.safe_load((toy_run_dir / f"llamafactory-{name}.yaml").read_text())
+        assert snippet == {"dataset_dir": str(toy_run_dir.resolve()), "dataset": name, "cutoff_len": recommended_max_length(longest)}
+        assert snippet["cutoff_len"] >= max(longest, 16384)
+    assert "llamafactory-rlt_data.yaml" in result.output
     bad = CliRunner().invoke(app, ["export", str(toy_run_dir), "--format", "alpaca"])
     assert bad.exit_code == 2 and "unknown export format" in bad.output
     missing = CliRunner().invoke(app, ["export", str(toy_run_dir / "nope")])
     assert missing.exit_code == 2 and missing.output.startswith("Error:")
 
 
-def _trl_trainer(student: str, dataset, output_dir, assistant_only_loss: bool):
-    """TRL's own SFTTrainer with stock settings, as `trl sft` builds it: nothing from rlt-data touches the rows."""
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+def card_trl_sft(run, student: str) -> list[str]:
+    """The `trl sft` command the run's card gives (its ```bash block), for `student` and the folder."""
+    line = next(line for line in (run / "README.md").read_text().splitlines() if line.startswith("trl sft "))
+    return _fill(shlex.split(line)[2:], student, run)
 
-    args = SFTConfig(
-        output_dir=str(output_dir), assistant_only_loss=assistant_only_loss, max_steps=1, per_device_train_batch_size=2,
-        max_length=4096, report_to="none", use_cpu=True, save_strategy="no", logging_steps=1, dataloader_num_workers=0,
-    )
-    return SFTTrainer(model=student, args=args, train_dataset=dataset, processing_class=AutoTokenizer.from_pretrained(student))
+
+def readme_trl_sft(run, student: str) -> list[str]:
+    """The README's `trl sft` command (section "Train a student"), for `student` and the folder."""
+    lines = re.findall(r"(?m)^\s*`?(trl sft [^`\n]*--dataset_name[^`\n]*)", (ROOT / "README.md").read_text())
+    assert lines, "README.md gives no `trl sft ... --dataset_name ...` command"
+    return _fill(shlex.split(lines[0])[2:], student, run)
+
+
+def _fill(flags: list[str], student: str, run) -> list[str]:
+    out = list(flags)
+    out[out.index("--model_name_or_path") + 1] = student
+    out[out.index("--dataset_name") + 1] = str(run)
+    return out
+
+
+# cheap settings of a test run; nothing that touches the rows
+CHEAP = ["--max_steps", "1", "--report_to", "none", "--use_cpu", "true", "--logging_steps", "1", "--dataloader_num_workers", "0"]
+
+
+def _trl_trainer(flags: list[str], output_dir, batch: int = 2):
+    """TRL's own SFTTrainer as `trl sft FLAGS` builds it (its parser, its load, its trainer: trl/scripts/sft.py),
+    without training: nothing from rlt-data touches the rows."""
+    from datasets import load_dataset
+    from trl import SFTTrainer
+    from trl.scripts.sft import make_parser
+
+    script, args, model, _ = make_parser().parse_args_and_config(
+        args=[*flags, *CHEAP, "--output_dir", str(output_dir), "--per_device_train_batch_size", str(batch), "--save_strategy", "no"])
+    args.model_init_kwargs = {"revision": model.model_revision, "trust_remote_code": args.trust_remote_code,
+                              "attn_implementation": model.attn_implementation, "dtype": model.dtype, **(args.model_init_kwargs or {})}
+    dataset = load_dataset(script.dataset_name, name=script.dataset_config, streaming=script.dataset_streaming)
+    return SFTTrainer(model=model.model_name_or_path, args=args, train_dataset=dataset[script.dataset_train_split])
 
 
 @pytest.mark.parametrize("assistant_only_loss", [False, True])
-def test_stock_trl_trains_on_the_scored_student_context(toy_models, toy_run_dir, tmp_path, assistant_only_loss):
-    """The real client: `load_dataset(RUN_DIR)` (what `trl sft --dataset_name RUN_DIR` loads) into TRL's SFTTrainer."""
+def test_stock_trl_trains_on_the_scored_student_context(toy_models, long_run, tmp_path, assistant_only_loss):
+    """The card's `trl sft` flags (`load_dataset(RUN_DIR)`, TRL's SFTTrainer) on a run whose longest row is over
+    TRL's default max_length (1,024): every row whole, token by token, as it was scored."""
     import datasets
 
     from rlt_data import protocol
 
-    rows = datasets.load_dataset(str(toy_run_dir), split="train")
-    trainer = _trl_trainer(toy_models["student"], rows, tmp_path / "out", assistant_only_loss)
+    flags = card_trl_sft(long_run, toy_models["student"])
+    assert "--max_length" in flags and "--assistant_only_loss" in flags
+    flags[flags.index("--assistant_only_loss") + 1] = str(assistant_only_loss).lower()
+    rows = datasets.load_dataset(str(long_run), split="train")
+    trainer = _trl_trainer(flags, tmp_path / "out")
     tok = trainer.processing_class
     system = protocol.student_system_prompt()
-    assert len(trainer.train_dataset) == len(rows)
+    assert len(trainer.train_dataset) == len(rows) and max(rows["student_context_tokens"]) > 1024
     for source, row in zip(rows, trainer.train_dataset):
         ids, labels = row["input_ids"], row["labels"]
         text = tok.decode(ids)
-        # exactly the student context that was scored (RLT_SPEC 3): system prompt, question, assistant turn
-        assert text == protocol.student_scoring_context(tok, source["question"], source["explanation"], source["solution"]).text
+        # exactly the student context that was scored (RLT_SPEC 3), whole: system prompt, question, assistant turn
+        context = protocol.student_scoring_context(tok, source["question"], source["explanation"], source["solution"]).text
+        assert text == context and ids == tok(context, add_special_tokens=False).input_ids
+        assert len(ids) == source["student_context_tokens"]  # the card's token counts are TRL's
         assert text.startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{source['question']}<|im_end|>\n")
         trained = [i for i, label in enumerate(labels) if label != -100]
         assert [labels[i] for i in trained] == [ids[i] for i in trained]
@@ -180,18 +226,47 @@ def test_shipped_toy_templates_mark_the_assistant_turn(toy_models, tokenizer):
         assert tok.decode(marked) == messages[2]["content"] + "<|im_end|>"
 
 
+def test_readme_trl_sft_line_is_the_cards(toy_models, long_run):
+    """The README's `trl sft` line sets the same flags as the card's: a max_length that cuts no row."""
+    readme, card = readme_trl_sft(long_run, "S"), card_trl_sft(long_run, "S")
+    assert "--max_length" in readme
+    assert int(readme[readme.index("--max_length") + 1]) >= max(r["student_context_tokens"] for r in read(long_run / "data"))
+    assert readme == card
+
+
 @pytest.mark.slow
-def test_trl_sft_cli_on_a_run_folder(toy_models, toy_run_dir, tmp_path):
-    """`trl sft --dataset_name RUN_DIR` with no other data flag, as a new user would run it."""
+def test_trl_sft_cli_on_a_run_folder(toy_models, long_run, tmp_path):
+    """`trl sft` with the README's exact flags on a run folder, as a new user would run it: one step over every row
+    trains on all their tokens (TRL's num_tokens), the row longer than TRL's default max_length (1,024) included."""
+    rows = read(long_run / "data")
     out = tmp_path / "trl-sft"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "trl"), "sft", "--model_name_or_path", toy_models["student"], "--dataset_name", str(toy_run_dir),
-         "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2", "--report_to", "none",
-         "--use_cpu", "true", "--save_strategy", "no", "--assistant_only_loss", "true"],
+        [str(Path(sys.executable).parent / "trl"), "sft", *readme_trl_sft(long_run, toy_models["student"]), *CHEAP,
+         "--output_dir", str(out), "--per_device_train_batch_size", str(len(rows)), "--save_strategy", "steps", "--save_steps", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "model.safetensors").is_file()
+    history = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"]
+    assert max(r["student_context_tokens"] for r in rows) > 1024
+    assert history[0]["num_tokens"] == sum(r["student_context_tokens"] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def long_run(toy_models, tmp_path_factory):
+    """A run whose longest row is over 1,024 student tokens (TRL's default max_length): the toy world with one
+    long question, the dummy backend (no weights: seconds)."""
+    from rlt_data import toy
+
+    root = tmp_path_factory.mktemp("long_run")
+    rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(3, seed=5)]
+    rows[1]["question"] += " Add the ones first, then the tens, and carry a ten when the ones make ten or more." * 14
+    dataset = write_jsonl(root / "set.jsonl", rows)
+    result = invoke("generate", "--preset", "toy", "--backend", "dummy", "--dataset", dataset, "--output", root / "run", "--num-samples", "2")
+    assert result.exit_code == 0, result.output
+    lengths = [r["student_context_tokens"] for r in read(root / "run" / "data")]
+    assert len(lengths) == 3 and 1024 < max(lengths) < 2048  # the toy student's context is 2,048
+    return root / "run"
 
 
 @pytest.fixture(scope="module")
