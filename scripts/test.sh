@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" VLLM_ENABLE_V1_MULTIPROCESSING="${VLLM_ENABLE_V1_MULTIPROCESSING:-0}"
-exec "${RLT_VENV:-.venv}/bin/python" -m pytest -q -p no:cacheprovider "$@"
+exec "${RLT_VENV:-.venv}/bin/python" -m pytest -q -p no:cacheprovider --durations=20 "$@"
