@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from .config import GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
-from .errors import Stopped, UserError
+from .errors import Stopped, UserError, os_error
 
 
 class OneLineErrors(TyperGroup):
@@ -66,6 +66,8 @@ def user_errors(fn: Callable) -> Callable:
         except Stopped as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(code=Stopped.exit_code)
+        except OSError as exc:  # an unwritable folder, a full disk: the file and the system's reason, not a traceback
+            fail(os_error(exc))
         except KeyboardInterrupt:
             typer.echo("Interrupted; rerun the same command to resume.", err=True)
             raise typer.Exit(code=130)

@@ -16,3 +16,17 @@ class Stopped(Exception):
     flight: nothing is lost, and rerunning the same command resumes (exit code 75, EX_TEMPFAIL)."""
 
     exit_code = 75
+
+
+def os_error(exc: OSError) -> str:
+    """An operating-system error as one line naming the file and what to do (a full disk, a folder
+    without write permission): the run resumes when rerun."""
+    import errno
+
+    where = exc.filename or ""
+    reason = exc.strerror or type(exc).__name__
+    hint = {errno.ENOSPC: "free some space and rerun the same command (it resumes)",
+            errno.EDQUOT: "free some space and rerun the same command (it resumes)",
+            errno.EACCES: "choose a folder you can write, or fix its permissions",
+            errno.EROFS: "choose a folder on a writable file system"}.get(exc.errno, "check the path and rerun")
+    return f"{where}: {reason}: {hint}" if where else f"{reason}: {hint}"

@@ -159,14 +159,24 @@ def _remote_state(api, opts: PushOptions, revision: str) -> dict[str, tuple[str 
 
 def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = print) -> dict:
     """Upload a run folder; returns what was uploaded, skipped and deleted."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
     opts.validate()
     root = Path(root)
     store = RunStore(root)
+    if store.read_state() is None:
+        raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
+    with store.lock():  # nothing rewrites the folder while it is read and sent
+        return _push(root, store, opts, echo)
+
+
+def _push(root: Path, store: RunStore, opts: PushOptions, echo: Callable[[str], None]) -> dict:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
     state = store.read_state()
     if state is None:
         raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
+    if store.finalizing():
+        raise UserError(f"{root}: a rewrite of its published files was interrupted (data/ and the card may come from two "
+                        "selections): rerun the command that was writing it (generate, score, select or merge), then push")
     if not state.get("complete"):
         if not opts.allow_partial:
             from .merge import progress

@@ -227,6 +227,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     if not complete and not partial:
         raise UserError(f"{output.root}: {total_chunks - sum(map(len, done))} of {total_chunks} chunks are not scored yet; rerun the command")
     schemas = {"default": DATA_SCHEMA, "sharegpt": SHAREGPT_SCHEMA, "candidates": CANDIDATES_SCHEMA}
+    output.begin_finalize()  # cleared once the card and run.json describe the new shards
     writers = {name: output.shard_writer(SPLIT_FOLDERS[name], schema, max_bytes) for name, schema in schemas.items()}
     totals = _Totals()
     buffer: list[dict] = []
@@ -252,6 +253,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     except BaseException:  # an error or an interrupt: the published shards stay as they were
         for writer in writers.values():
             writer.abort()
+        output.end_finalize()
         raise
     files = {name: writer.close() for name, writer in writers.items()}
     from .plots import write_plots
@@ -292,6 +294,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     }
     card.write_card(output, state, schemas)
     output.write_state(state)
+    output.end_finalize()
     return summary
 
 
@@ -307,6 +310,11 @@ def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
     if target.root.exists() and not target.root.is_dir():
         raise UserError(f"--output {target.root} is a file, not a folder")
     partial = bool(flags.get("allow_partial"))
+    with target.lock():
+        return _merge_found(target, sources, flags, partial)
+
+
+def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any], partial: bool) -> dict[str, Any]:
     found = find_shards(sources, flags.get("num_shards"), partial)
     first = found.states[0]
     values = {**first["selection"], "max_shard_size": first["max_shard_size"]}
@@ -334,7 +342,8 @@ def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     store, state = _state(output)
     options = SelectOptions(**{"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}})
     options.validate()
-    return merge(store, run_sources(store, state), state["num_shards"], options)
+    with store.lock():  # not beside a run writing this folder, nor another select
+        return merge(store, run_sources(store, state), state["num_shards"], options)
 
 
 def finalize_partial(output: str | Path) -> dict[str, Any]:

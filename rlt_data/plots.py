@@ -59,10 +59,9 @@ def histogram(path: Path, title: str, xlabel: str, everything: list[float], kept
     for k, (label, color) in enumerate(_SERIES):
         draw.rectangle([x1 - 120, y1 + 4 + 16 * k, x1 - 110, y1 + 14 + 16 * k], fill=color)
         draw.text((x1 - 104, y1 + 3 + 16 * k), label, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    from .shards import atomic_write
+
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))  # a per-process temporary name: two writers never share it
 
 
 def write_plots(root: Path, data: dict[str, tuple[list[float], list[float]]]) -> list[str]:

@@ -51,7 +51,7 @@ SHAREGPT_SCHEMA = schema(ShareGPTRow)
 SPLIT_FOLDERS = {"default": "data", "sharegpt": "sharegpt", "candidates": "candidates"}
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """``write(tmp)`` then rename over ``path``: the file is whole or absent, never half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -82,16 +82,30 @@ def write_parquet(path: Path, table: pa.Table, row_group_rows: int | None = None
         else:  # schema only, no row group (an empty row group breaks readers such as `datasets`)
             pq.ParquetWriter(tmp, table.schema, compression="snappy").close()
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text, "utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, "utf-8"))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A state file, or None where it does not exist (yet)."""
-    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+    """A state file, or None where it does not exist (yet); a damaged one is one ``UserError``."""
+    if not path.is_file():
+        return None
+    from .errors import UserError
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        data, exc_text = None, str(exc).splitlines()[0]
+    else:
+        exc_text = "not a JSON object"
+    if not isinstance(data, dict):
+        what = {"done.json": "the rerun resumes the shard", "shard.json": "the rerun checks its chunk files and keeps those of this run",
+                "run.json": "the rerun (or `rlt-data merge DIR`) writes it again"}.get(path.name, "rerun the command")
+        raise UserError(f"{path} is damaged ({exc_text}): remove it and rerun the command ({what})")
+    return data
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -252,6 +266,19 @@ class RunStore:
 
     def exists(self) -> bool:
         return (self.state_dir / "run.json").is_file()
+
+    # -- finalize: data/, sharegpt/, candidates/, plots, card and run.json rewritten as one --------
+    def begin_finalize(self) -> None:
+        """Written before the published folders change, removed once the card and run.json match them:
+        while it exists, a reader must not trust the folder (``push-to-hub`` refuses it)."""
+        write_text(self.state_dir / "finalizing", "the published files are being rewritten\n")
+
+    def end_finalize(self) -> None:
+        (self.state_dir / "finalizing").unlink(missing_ok=True)
+
+    def finalizing(self) -> bool:
+        """A finalize started and did not finish (killed): data/ and the card may be of two selections."""
+        return (self.state_dir / "finalizing").is_file()
 
     def wipe(self) -> None:
         """Remove everything a run writes (and nothing else) from the folder; the run's lock stays."""

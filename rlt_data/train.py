@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, first_line
+from .errors import UserError, first_line, os_error
 from .models import check_model_path, load_tokenizer
 
 log = logging.getLogger("rlt_data.train")
@@ -251,6 +251,9 @@ def cli(argv: list[str], main=main) -> None:
         main(argv)
     except UserError as exc:
         print(f"Error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    except OSError as exc:  # an unwritable output_dir, a full disk
+        print(f"Error: {os_error(exc)}", file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -73,6 +73,8 @@ CASES = {
     "generate-dict-solution-strict": (GEN[:-4] + ["--dataset", "{TMP}/dict_solution.jsonl", "--output", "{TMP}/out", "--strict"], "bad_type"),
     "generate-list-content": (GEN[:-4] + ["--dataset", "{TMP}/list_content.jsonl", "--output", "{TMP}/out"], "bad_type"),
     "generate-output-is-a-file": (GEN[:-2] + ["--output", "{TMP}/afile"], "not a folder"),
+    "generate-output-under-a-file": (GEN[:-2] + ["--output", "{TMP}/afile/run"], "Not a directory"),
+    "select-max-shard-size-overflow": (["select", "{RUN}", "--max-shard-size", "1e400"], "--max-shard-size: cannot read"),
     "generate-dataset-hub-bad-id": (GEN[:-4] + ["--dataset", "a/b/c", "--output", "{TMP}/out"], "dataset not found"),
     # generate: YAML
     "generate-config-missing": (GEN + ["--config", "{TMP}/missing.yaml"], "config file not found"),

@@ -191,3 +191,37 @@ def test_chunk_label_records_rows_and_run(toy_models, reference, tmp_path):
     meta = pq.read_metadata(state / "generated" / "chunk-00000.parquet").metadata
     label = json.loads(meta[b"rlt_chunk"])
     assert label["rows"] == 6 and len(label["tag"]) == 16
+
+
+def test_interrupted_finalize_is_refused_by_push_and_repaired_by_select(toy_models, reference, tmp_path):
+    """A finalize that dies after data/ was rewritten but before the card and run.json (here: the
+    plots folder cannot be created) leaves a marker; push-to-hub refuses the mixed folder in one
+    line; the next select finishes the job and push proceeds."""
+    out = tmp_path / "run"
+    _copy_run(toy_models, reference[0], out)
+    import shutil
+
+    shutil.rmtree(out / "plots")
+    (out / "plots").write_text("a file where the plots folder goes")
+    died = invoke("select", out, "--keep", "all")
+    assert died.exit_code == 2 and "Error:" in died.output and "Traceback" not in died.output
+    assert (out / ".rlt" / "finalizing").is_file()
+    assert len(read(out / "data")) > len(reference[1])  # the new selection (all) is on disk, the card still describes best-of-n
+    refused = invoke("push-to-hub", out, "user/set", "--dry-run")
+    assert refused.exit_code == 2 and "was interrupted" in refused.output
+    (out / "plots").unlink()
+    repaired = invoke("select", out, "--keep", "all")
+    assert repaired.exit_code == 0, repaired.output
+    assert not (out / ".rlt" / "finalizing").exists()
+    assert invoke("push-to-hub", out, "user/set", "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["done.json", "shard.json", "run.json"])
+def test_damaged_state_file_is_one_line(toy_models, reference, tmp_path, name):
+    out = tmp_path / "run"
+    state = _copy_run(toy_models, reference[0], out)
+    (state / name).write_text('{"format": 3, "trunc')
+    result = _run(toy_models, reference[0], out) if name != "run.json" else invoke("select", out)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"{name} is damaged" in errors[0] and "remove it and rerun" in errors[0]
