@@ -282,6 +282,10 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     if recorded:  # this merge's selection and shard size, not the ones the shards were started with
         recorded["Selection"] = asdict(sel)
         recorded.setdefault("Output", {})["max_shard_size"] = options.max_shard_size
+        # the run's split, not the first shard's own index (every shard ran with its --shard-index)
+        scale = recorded.setdefault("Scale-out", {})
+        scale.pop("shard_index", None)
+        scale["num_shards"] = count
     state = {
         "format": first["format"], "command": first["command"], "generation": first["generation"], "scoring": first["scoring"],
         "num_rows": summary["num_questions"], "num_input_rows": first["num_input_rows"], "skipped_rows": first["skipped_rows"],

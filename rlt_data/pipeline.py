@@ -159,13 +159,24 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "num_input_rows": rows.num_input_rows,
         "skipped_rows": dict(rows.skipped),
         "schema": rows.schema,
-        "options": by_section(config),  # every option, by section (run.json and the card show them so)
+        "options": _recorded_options(config),  # every option, by section (run.json and the card show them so)
         # what the merge uses unless it is told otherwise
         "selection": asdict(config.selection()),
         "max_shard_size": config.max_shard_size,
         "backend": backend_names(config, command),
         "rlt_data_version": __version__,
     })
+
+
+def _recorded_options(config: ScoringOptions) -> dict[str, dict[str, Any]]:
+    """The options a shard records: a Slurm array task runs with `--executor local --shard-index i`
+    (what its config.yaml says), but the run's executor is Slurm."""
+    import os
+
+    options = by_section(config)
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and "Scale-out" in options:
+        options["Scale-out"]["executor"] = "slurm"
+    return options
 
 
 def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> sources.LoadedRows:
@@ -194,9 +205,55 @@ def dry_run(config: GenerateConfig, emit: Callable[[str], None]) -> None:
 
 
 # -- a shard, and a whole run ----------------------------------------------------------------
+# A Hub split, normalized once by the command that drives a run: every shard process, replica, Ray
+# task and Slurm job reads this file instead of downloading and parsing the whole split again (a
+# local file is read where it is: cheap, and its edits are seen; the run identity digests the rows).
+INPUT_FILE = "input.parquet"
+INPUT_LABEL = b"rlt_input"
+
+
+def _input_params(config: ScoringOptions, with_explanation: bool) -> dict[str, Any]:
+    keys = ("dataset", "split", "subset", "revision", "question_column", "solution_column", "limit", "strict")
+    return {k: getattr(config, k) for k in keys} | {"explanation_column": getattr(config, "explanation_column", None),
+                                                    "with_explanation": with_explanation}
+
+
+def _cached_input(config: ScoringOptions, with_explanation: bool) -> sources.LoadedRows | None:
+    import pyarrow.parquet as pq
+
+    path = RunStore(config.output).state_dir / INPUT_FILE
+    if sharding.resolved(config.dataset) != config.dataset or not path.is_file():
+        return None  # a local file or folder: read it
+    try:
+        table = pq.read_table(path)
+        label = json.loads((table.schema.metadata or {}).get(INPUT_LABEL, b"null"))
+    except Exception:  # damaged: load the split again (the driver rewrites it)
+        return None
+    if not isinstance(label, dict) or label.get("params") != _input_params(config, with_explanation):
+        return None
+    from collections import Counter
+
+    return sources.LoadedRows(rows=table.to_pylist(), skipped=Counter(label["skipped"]), schema=label["schema"],
+                              num_input_rows=label["num_input_rows"])
+
+
+def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRows, with_explanation: bool) -> None:
+    import pyarrow as pa
+
+    from .shards import write_parquet
+
+    if sharding.resolved(config.dataset) != config.dataset:
+        return
+    label = {"params": _input_params(config, with_explanation), "skipped": dict(rows.skipped), "schema": rows.schema,
+             "num_input_rows": rows.num_input_rows}
+    table = pa.Table.from_pylist(rows.rows).replace_schema_metadata({INPUT_LABEL: json.dumps(label, default=str)})
+    write_parquet(store.state_dir / INPUT_FILE, table)
+
+
 def prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
     """The input rows, and the parameters that identify the run's generations (the same in every shard)."""
-    rows = _load_rows(config, with_explanation=command == "score")
+    with_explanation = command == "score"
+    rows = _cached_input(config, with_explanation) or _load_rows(config, with_explanation=with_explanation)
     if not rows.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
     generation = stages_for(command)[0].params(config) | {"rows": sharding.rows_digest(rows.rows)}
@@ -259,6 +316,7 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
         store = check_run(config, command, prepared[1])
         store.clean_temp()
+        _cache_input(store, config, prepared[0], with_explanation=command == "score")
         if config.executor == "ray":
             from .executors.ray import run_shards
         elif config.executor == "slurm":

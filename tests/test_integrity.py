@@ -225,3 +225,23 @@ def test_damaged_state_file_is_one_line(toy_models, reference, tmp_path, name):
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and f"{name} is damaged" in errors[0] and "remove it and rerun" in errors[0]
+
+
+def test_hub_split_is_normalized_once_for_every_shard(toy_models, tmp_path):
+    """A Hub split is read and normalized by the command that drives the run and written to
+    .rlt/input.parquet; every shard process reads that file (here: offline, so a second download
+    could not happen) as long as the input options are the same."""
+    from rlt_data import pipeline, sources
+    from rlt_data.config import GenerateConfig
+    from rlt_data.errors import UserError
+    from rlt_data.shards import RunStore
+
+    config = GenerateConfig(teacher=toy_models["teacher"], student=toy_models["student"], dataset="someone/hub-set",
+                            output=str(tmp_path / "run"))
+    loaded = sources.normalize([{"question": "What is 1 + 2?", "solution": "3"}, {"question": "Q2", "solution": "4"}])
+    pipeline._cache_input(RunStore(config.output), config, loaded, with_explanation=False)
+    rows, generation = pipeline.prepare(config, "generate")
+    assert rows.rows == loaded.rows and rows.num_input_rows == 2 and generation["rows"]
+    config.split = "test"  # other input options: the file is not this input
+    with pytest.raises(UserError, match="cannot load dataset 'someone/hub-set'"):
+        pipeline.prepare(config, "generate")

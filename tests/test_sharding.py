@@ -201,6 +201,8 @@ def test_slurm_time_limit_signal_then_readme_recovery(serial, toy_models, tmp_pa
     merged = subprocess.run(["bash", jobs / "merge.sbatch"], env=env, capture_output=True, text=True)
     assert merged.returncode == 0, merged.stderr[-2000:]
     same_as_serial(root, out)
+    recorded = json.loads((out / ".rlt" / "run.json").read_text())["options"]["Scale-out"]
+    assert recorded["executor"] == "slurm" and recorded["num_shards"] == 2 and "shard_index" not in recorded
 
 
 def _shard_workers() -> list[int]:

@@ -27,8 +27,9 @@ def _run_shard(spec: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     return pipeline.run_shard(config, command, index, count)
 
 
-def _scored(store, index: int, count: int) -> int:
-    return sum(1 for _ in (store.shard(index, count).root / "scored").glob("chunk-*.parquet"))
+def _chunk_files(store, index: int, count: int, stages: list[str]) -> int:
+    root = store.shard(index, count).root
+    return sum(1 for stage in stages for _ in (root / stage).glob("chunk-*.parquet"))
 
 
 def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
@@ -41,6 +42,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
     from ..pipeline import _chunks, shard_is_done
     from ..sharding import own_rows
     from ..shards import RunStore
+    from ..stages import stages_for
 
     store = RunStore(config.output)
     rows = prepared[0].rows
@@ -56,7 +58,11 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
     spec = to_spec(config, command)
     todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, prepared[1])]
     refs = {task.remote(spec, i, count): i for i in todo}
-    bar = tqdm(total=sum(chunks), desc=f"{command} ({count} shards on Ray)", unit="chunk", dynamic_ncols=True)
+    # every stage's chunk files count (generation and the teacher's pass take most of a run), so the
+    # bar moves, and tqdm's ETA means something, from the first chunk on
+    stages = [s.name for s in stages_for(command) if s.role is not None and (s.name != "teacher" or config.reward().needs_teacher)]
+    bar = tqdm(total=sum(chunks) * len(stages), desc=f"{command} ({count} shards on Ray: {', '.join(stages)})", unit="chunk",
+               dynamic_ncols=True)
     failed: dict[int, str] = {}
     pending = list(refs)
     try:
@@ -67,7 +73,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
                     ray.get(ref)
                 except Exception as exc:  # the task raised, or its retries ran out
                     failed[refs[ref]] = first_line(exc)
-            bar.n = sum(_scored(store, i, count) for i in range(count))
+            bar.n = sum(_chunk_files(store, i, count, stages) for i in range(count))
             bar.refresh()
     finally:
         bar.close()
