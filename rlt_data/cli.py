@@ -254,21 +254,37 @@ def export_command(
 
 @app.command(
     "evaluate",
-    help="pass@1 of a student on AIME24, MATH500 and GPQA-Diamond (or the offline toy set), answers checked with "
-    "math-verify; results as JSON and a table, optionally in the model card. Resumable per benchmark.",
+    help="pass@1 (+- its standard error) of a student on AIME24, MATH500 and GPQA-Diamond (also AIME25, or the offline "
+    "toy set), with SkyThought's or lighteval's settings (--preset); results as JSON and a table, optionally in the "
+    "model card; an optional contamination cross-check against the training data. Resumable per chunk.",
 )
 @user_errors
 def evaluate_command(
     model: str = typer.Argument(..., help="The student: Hub id or local folder."),
-    benchmarks: str = typer.Option("aime24,math500,gpqa_diamond", help="Comma-separated: aime24, math500, gpqa_diamond, toy."),
+    benchmarks: str = typer.Option("aime24,math500,gpqa_diamond", help="Comma-separated: aime24, aime25, math500, gpqa_diamond, toy."),
     output: Optional[str] = typer.Option(None, help="Results folder (default: evals/<model>)."),
-    num_samples: int = typer.Option(1, help="Samples per question; pass@1 is averaged over them."),
-    temperature: Optional[float] = typer.Option(None, help="Default: 0 (greedy) with 1 sample, 0.6 with more."),
-    top_p: Optional[float] = typer.Option(None, help="Default: 1.0 with 1 sample, 0.95 with more."),
-    max_new_tokens: int = typer.Option(32768, help="Longest response (SkyThought's max_tokens)."),
+    preset: str = typer.Option("skythought", help="skythought (the paper's: Sky-T1 system prompt, SkyThought's prompts, "
+                               "greedy, 1 sample, SkyThought's extraction) or lighteval (open-r1's: no system prompt, "
+                               "lighteval's prompts, T 0.6, top-p 0.95, 64/4/8/1 samples on AIME24/MATH500/GPQA-D/AIME25, "
+                               "lighteval's extraction); any option given overrides it."),
+    extraction: Optional[str] = typer.Option(None, help="strict (last \\boxed{} only), skythought (boxed, then 'the answer "
+                                             "is', 'final answer is', the last number; GPQA: the last standalone A-D) "
+                                             "or lighteval (math-verify, expression + LaTeX targets). Default: the preset's."),
+    num_samples: Optional[int] = typer.Option(None, help="Samples per question, every benchmark (default: the preset's; "
+                                              "pass@1 is averaged over them)."),
+    k: Optional[str] = typer.Option(None, "--k", help="Comma-separated k for unbiased pass@k and maj@k, each <= the samples "
+                                    "per question (default: 1 and the number of samples)."),
+    temperature: Optional[float] = typer.Option(None, help="Default: the preset's (skythought: 0 with 1 sample, 0.6 with "
+                                                "more; lighteval: 0.6)."),
+    top_p: Optional[float] = typer.Option(None, help="Default: the preset's (skythought: 1.0 with 1 sample, 0.95 with more; "
+                                          "lighteval: 0.95)."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Longest response (default: the preset's, 32768)."),
     seed: int = typer.Option(0, help="Sampling seed (with the question id, per question): reruns repeat the samples."),
     limit: Optional[int] = typer.Option(None, help="First N questions of each benchmark (smoke tests)."),
-    system_prompt: str = typer.Option("stratos", help="stratos (the student's training prompt), none, or @FILE."),
+    system_prompt: Optional[str] = typer.Option(None, help="stratos (the student's training prompt), none, or @FILE "
+                                                "(default: the preset's: stratos for skythought, none for lighteval)."),
+    training_data: Optional[str] = typer.Option(None, help="RUN_OR_DATASET the student was trained on: warn, with counts, "
+                                                "where benchmark problems share a word 8-gram with its questions."),
     data: Optional[list[str]] = typer.Option(None, "--data", help="NAME=SOURCE: read a benchmark from another Hub id or a local file/folder (repeatable)."),
     chunk_size: Optional[int] = typer.Option(None, help="Questions per generate call, the unit of resume (default: 256 on vLLM, --batch-size on transformers)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results made with other parameters."),
@@ -293,12 +309,19 @@ def evaluate_command(
         if not sep or not name.strip() or not source.strip():
             fail(f"--data takes NAME=SOURCE (e.g. gpqa_diamond=./gpqa_diamond.parquet), not {entry!r}")
         overrides[name.strip()] = source.strip()
+    ks = None
+    if k is not None:
+        try:
+            ks = [int(v) for v in k.split(",") if v.strip()]
+        except ValueError:
+            fail(f"--k takes comma-separated whole numbers (e.g. 1,4,8), not {k!r}")
     config = EvalConfig(
-        model=model, benchmarks=[b.strip() for b in benchmarks.split(",") if b.strip()], output=output,
-        num_samples=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        limit=limit, system_prompt=system_prompt, data=overrides, chunk_size=chunk_size, overwrite=overwrite,
-        update_card=update_card, push_to_hub=push_to_hub, token=token, backend=backend, device=device, dtype=dtype,
-        batch_size=batch_size, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+        model=model, benchmarks=[b.strip() for b in benchmarks.split(",") if b.strip()], output=output, preset=preset,
+        extraction=extraction, num_samples=num_samples, k=ks, temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, seed=seed, limit=limit, system_prompt=system_prompt, training_data=training_data,
+        data=overrides, chunk_size=chunk_size, overwrite=overwrite, update_card=update_card, push_to_hub=push_to_hub,
+        token=token, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
+        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len, enforce_eager=enforce_eager, vllm_args=vllm_args,
     )
     _setup_logging()

@@ -33,7 +33,8 @@ def eval_results(results: dict[str, Any]) -> list:
                 dataset_config=None if local else p["subset"],
                 dataset_split=None if local else p["split"],
                 metric_type=METRIC,
-                metric_name=f"pass@1 ({p['num_samples']} sample{'s' if p['num_samples'] > 1 else ''}, {sampling}, "
+                metric_name=f"pass@1 ({p.get('preset', 'skythought')} preset, {p.get('extraction', 'strict')} extraction, "
+                            f"{p['num_samples']} sample{'s' if p['num_samples'] > 1 else ''}, {sampling}, "
                             f"max {p['max_new_tokens']} new tokens)",
                 metric_value=round(100 * r["pass@1"], 2),
             )

