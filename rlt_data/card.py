@@ -249,6 +249,13 @@ def front_matter(state: dict[str, Any], schemas: dict[str, pa.Schema], files: di
     return f"---\n{card_data.to_yaml()}\n---\n"
 
 
+def _kept_by(state: dict[str, Any]) -> str:
+    """The selection rule that kept the rows (``selection.describe``)."""
+    from .selection import describe
+
+    return describe(state.get("selection") or {})
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -319,6 +326,53 @@ def _files_table(files: dict[str, ConfigFiles]) -> list[str]:
     ]
 
 
+def _cost_line(s: dict[str, Any]) -> list[str]:
+    cost = s.get("cost")
+    if not cost:
+        return []
+    return [f"{s['num_kept']} explanations kept of {s['num_candidates']} sampled; {cost['gpu_hours']:.2f} GPU-hours.", ""]
+
+
+def _decontamination(s: dict[str, Any], public: "_Public") -> list[str]:
+    d = s.get("decontamination")
+    if not d:
+        return ["## Decontamination", "",
+                "**Warning: decontamination was not run.** Questions that copy or overlap benchmark problems (AIME, "
+                "MATH-500, GPQA Diamond) may be in this set; `rlt-data decontaminate` checks it, and `generate "
+                "--decontaminate aime24,aime25,math500,gpqa_diamond` removes them before generation.", ""]
+    p = d["params"]
+    how = f"a shared word {p['ngram_size']}-gram (lowercased, whitespace collapsed)" if p["method"] == "ngram" \
+        else f"fuzzy ratio >= {p['fuzzy_threshold']:g}"
+    fate = "kept and counted (`--keep-contaminated`)" if p["keep_contaminated"] else "removed before generation"
+    lines = ["## Decontamination", "",
+             f"The input's {' and '.join(p['fields'])} text was checked against {', '.join(p['benchmarks'])} ({how}); "
+             f"{d['rows_flagged']} of {d['rows_checked']} input rows matched and were {fate}.", "",
+             "| benchmark | rows flagged | rows removed |", "|---|---|---|",
+             *[f"| {b} | {d['flagged'].get(b, 0)} | {d['removed'].get(b, 0)} |" for b in p["benchmarks"]], ""]
+    for b in p["benchmarks"]:
+        for e in d["examples"].get(b, []):
+            text = scrub_paths(str(e["match"])).replace("|", "\\|").replace("`", "'")
+            problem = scrub_paths(str(e["problem"])).replace("`", "'")
+            lines.append(f"- {b} problem `{e['problem_id']}`, input row {e['row_index']} ({e['field']}): matched `{text}` in \"{problem}\"")
+    return lines + ([""] if lines[-1] else [])
+
+
+def _cost(s: dict[str, Any]) -> list[str]:
+    cost = s.get("cost")
+    if not cost:
+        return []
+    lines = ["## Cost", "",
+             f"Teacher tokens generated: {cost['prompt_tokens']:,} prompt, {cost['completion_tokens']:,} completion. Tokens "
+             f"scored: {cost['tokens_scored']['teacher']:,} by the teacher, {cost['tokens_scored']['student']:,} by the student. "
+             f"Wall time {cost['wall_s']:,.1f} s, {cost['device_s']:,.1f} device-seconds ({cost['gpu_hours']:.2f} GPU-hours), "
+             "summed over shards.", "",
+             "| stage | chunks | wall s | device s | tokens |", "|---|---|---|---|---|"]
+    for name, st in cost["stages"].items():
+        tokens = ", ".join(f"{k.replace('_', ' ')} {int(v):,}" for k, v in st.items() if k.endswith("tokens") or k == "tokens_scored")
+        lines.append(f"| {name} | {int(st['chunks'])} | {st['wall_s']:,.1f} | {st['device_s']:,.1f} | {tokens or '-'} |")
+    return lines + [""]
+
+
 def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, longest: int | None = None,
          public: "_Public | None" = None) -> str:
     s = state["summary"]
@@ -356,9 +410,13 @@ def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, lon
         *([f"| shards finished | {s['shards_done']} |"] if state.get("num_shards", 1) > 1 else []),
         f"| candidates | {s['num_candidates']} |",
         f"| kept rows | {s['num_kept']} |",
+        f"| kept by | {_kept_by(state)} |",
         *([f"| longest kept row | {longest:,} student tokens |"] if longest is not None else []),
         f"| reward of kept rows (mean / median) | {_fmt((s['reward_kept'] or {}).get('mean'))} / {_fmt((s['reward_kept'] or {}).get('median'))} |",
         "",
+        *_cost_line(s),
+        *_decontamination(s, public),
+        *_cost(s),
         *_training(state, longest),
         *_files_table(files or {}),
         "## Candidates by status",

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from .config import GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
+from .config import DecontaminateOptions, GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
 from .errors import Stopped, UserError, os_error
 
 
@@ -185,6 +185,34 @@ options_command(
 )
 
 
+def _decontaminate(dataset: str, **flags: Any) -> None:
+    import json
+
+    from .decontaminate import standalone
+
+    _setup_logging()
+    config = build(DecontaminateOptions, None, {**flags, "dataset": dataset})
+    report = standalone(dataset, config)
+    for bench in report["params"]["benchmarks"]:
+        typer.echo(f"{bench}: {report['flagged'][bench]} of {report['rows_checked']} rows flagged, {report['removed'][bench]} removed")
+        for e in report["examples"].get(bench, []):
+            typer.echo(f"  row {e['row_index']} ({e['field']}) ~ problem {e['problem_id']}: {e['match']}")
+    if config.output:
+        typer.echo(f"wrote {report['rows_written']} rows to {config.output}/train.parquet and the report to {config.output}/report.json")
+    else:
+        typer.echo(json.dumps({k: report[k] for k in ("rows_checked", "rows_flagged", "rows_removed", "flagged", "removed")}))
+
+
+options_command(
+    "decontaminate", "Check a data set (or a run folder's kept rows) against benchmark problems, as generate "
+    "--decontaminate does before generation: prints counts and examples; with --output writes report.json (every flagged "
+    "row and its matches) and train.parquet (the rows without the flagged ones, or all of them flagged with "
+    "--keep-contaminated). Default benchmarks: aime24, aime25, math500, gpqa_diamond.",
+    DecontaminateOptions, _decontaminate,
+    arguments=(("dataset", str, "A run folder (its data/ rows), or a dataset generate reads (Hub id, local file or folder)."),),
+)
+
+
 def _merge(folders: list[str], **flags: Any) -> None:
     from .merge import merge_folders
 
@@ -237,17 +265,25 @@ trl_command(
 )
 
 
-@app.command("export", help="Write what another training stack needs to read a run (LLaMA-Factory's dataset_info.json).")
+@app.command("export", help="Write what another training stack needs to read a run (LLaMA-Factory's dataset_info.json; "
+             "TRL's SDFTTrainer/DistillationTrainer rows: sdft/train.parquet).")
 @user_errors
 def export_command(
     output: str = typer.Argument(..., help="A run folder."),
-    format: str = typer.Option("llamafactory", "--format", help="llamafactory."),
+    format: str = typer.Option("llamafactory", "--format", help="llamafactory (dataset_info.json and a YAML snippet) or sdft "
+                               "(sdft/train.parquet: prompt = system + question, privileged_context = the solution)."),
     name: str = typer.Option("rlt_data", help="Dataset name in dataset_info.json (LLaMA-Factory's `dataset:`)."),
     hub_repo: Optional[str] = typer.Option(None, help="Point the entry at this Hub repo instead of the local shards."),
+    with_explanation: bool = typer.Option(False, "--with-explanation", help="sdft: privileged_context is the kept assistant "
+                                          "turn (explanation and solution), not the solution alone."),
 ) -> None:
     from .export import export, snippet_path
 
-    path = export(output, format, name, hub_repo)
+    path = export(output, format, name, hub_repo, with_explanation)
+    if format == "sdft":
+        typer.echo(f"wrote {path}: train with TRL's SDFTTrainer (columns prompt, privileged_context; "
+                   "remove_unused_columns=False) or DistillationTrainer (prompt)")
+        return
     typer.echo(f"wrote {path} and {snippet_path(output, name)}: train with LLaMA-Factory using `dataset_dir: {output}`, "
                f"`dataset: {name}` and the snippet's `cutoff_len`")
 

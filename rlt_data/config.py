@@ -114,6 +114,38 @@ class RewardOptions:
 
 
 @dataclass
+class DecontaminationOptions:
+    """Benchmark problems removed from the input before any model runs (``decontaminate.py``)."""
+
+    SECTION = "Decontamination"
+    decontaminate: str | None = opt(None, "Comma-separated benchmarks (aime24, aime25, math500, gpqa_diamond, toy) whose problems are removed from the input before generation; default: off (the card says it was not run).")
+    decontaminate_method: str = opt("ngram", "ngram (a shared word n-gram after lowercasing and collapsing whitespace: open-r1's) or fuzzy (ratio >= --fuzzy-threshold between the texts: OpenThoughts').")
+    ngram_size: int = opt(8, "ngram: words per n-gram (open-r1's 8).")
+    fuzzy_threshold: float = opt(95.0, "fuzzy: least rapidfuzz fuzz.ratio (0-100) that flags a row (OpenThoughts' 95).")
+    decontaminate_fields: str = opt("question", "Text checked: question, solution, or question,solution.")
+    decontaminate_data: str | None = opt(None, "NAME=SOURCE[,NAME=SOURCE]: read a benchmark from a local file/folder or another Hub id (as evaluate --data).")
+    keep_contaminated: bool = opt(False, "Keep flagged rows (counted, and listed in .rlt/decontamination.json) instead of dropping them.")
+
+    def validate_decontamination(self) -> None:
+        from .decontaminate import validate
+
+        validate(self)
+
+
+@dataclass
+class DecontaminateOptions(InputOptions, DecontaminationOptions):
+    """``rlt-data decontaminate``: a set (or a run's kept rows) checked on its own."""
+
+    SECTION = "Output"
+    output: str | None = opt(None, "Folder for report.json and train.parquet (the rows without flagged ones); without it the report is printed only.")
+
+    def validate(self) -> None:
+        self.validate_decontamination()
+        if self.limit is not None and self.limit < 1:
+            raise UserError("--limit must be at least 1")
+
+
+@dataclass
 class SelectionOptions:
     """Which candidates become training rows (``selection.py`` applies them)."""
 
@@ -122,10 +154,16 @@ class SelectionOptions:
     top_k: int = opt(1, "How many samples per question --keep top-k keeps.")
     min_reward: float | None = opt(None, "Drop samples whose reward is below this.")
     max_student_tokens: int | None = opt(None, "Drop samples whose training row is longer than this many student tokens.")
+    keep_by: str = opt("reward", "Rank a question's valid samples by this numeric score column (candidates/), e.g. reward "
+                       "(the RLT reward), rsr, rsr_turn, student_lp_explanation_mean, kl_mean; highest first.")
+    ascending: bool = opt(False, "Rank --keep-by lowest first (rsr: lower is better).")
 
     def selection(self) -> "SelectionOptions":
         """Just the selection options, checked."""
         from .errors import UserError
+        from .selection import check_keep_by
+
+        check_keep_by(self.keep_by)
 
         if self.keep not in ("best", "all", "top-k"):
             raise UserError(f"--keep must be best, all or top-k, not {self.keep!r}")
@@ -328,7 +366,7 @@ def by_section(config: Any) -> dict[str, dict[str, Any]]:
 
 # -- commands: options composed per command, as TRL composes ScriptArguments, SFTConfig, ModelConfig --
 @dataclass
-class ScoringOptions(InputOptions, RewardOptions, SelectionOptions, OutputOptions, EngineOptions, ScaleOutOptions):
+class ScoringOptions(InputOptions, DecontaminationOptions, RewardOptions, SelectionOptions, OutputOptions, EngineOptions, ScaleOutOptions):
     """Everything a command that scores and selects takes."""
 
     def validate(self) -> None:
@@ -365,6 +403,7 @@ class ScoringOptions(InputOptions, RewardOptions, SelectionOptions, OutputOption
         if self.vllm_args is not None:
             vllm_args_dict(self.vllm_args)
         self.reward(), self.selection(), parse_size(self.max_shard_size)
+        self.validate_decontamination()
         self.validate_scale_out()
 
 

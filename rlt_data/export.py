@@ -1,4 +1,9 @@
-"""Exports of a run for other training stacks. ``llamafactory``: the ``dataset_info.json`` entry that
+"""Exports of a run for other training stacks. ``sdft``: ``RUN_DIR/sdft/train.parquet``, the kept rows as
+TRL's on-policy self-distillation rows (``trl.experimental.sdft.SDFTTrainer``; ``trl.DistillationTrainer``
+reads its ``prompt`` column): ``prompt``, the student's chat up to the user turn (system prompt and
+question, conversational), and ``privileged_context``, what the self-teacher sees besides: the
+solution, or (``--with-explanation``) the kept assistant turn (explanation and solution, as trained on).
+``llamafactory``: the ``dataset_info.json`` entry that
 LLaMA-Factory (the reference's SFT stack) needs to read the run's ``sharegpt`` config (folder
 ``sharegpt/``, the Bespoke-Stratos columns): ShareGPT formatting, ``conversations`` of
 ``from``/``value`` with ``user``/``assistant`` roles, and the ``system`` column; and
@@ -12,10 +17,15 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import protocol
 from .errors import UserError
 from .shards import SPLIT_FOLDERS, write_text
 
-FORMATS = ("llamafactory",)
+FORMATS = ("llamafactory", "sdft")
+SDFT_FOLDER = "sdft"
 LLAMAFACTORY_CONFIG = "sharegpt"  # the card config (and folder) the entry reads
 
 
@@ -59,11 +69,52 @@ def llamafactory_snippet(root: Path, name: str, hub_repo: str | None = None) -> 
     ])
 
 
-def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str | None = None) -> Path:
-    """Write (or update) ``RUN_DIR/dataset_info.json``, and ``RUN_DIR/llamafactory-NAME.yaml`` (the
-    YAML snippet: ``dataset_dir: RUN_DIR``, ``dataset: NAME``, ``cutoff_len``); returns the first."""
+def sdft_row(question: str, explanation: str, solution: str, with_explanation: bool = False) -> dict:
+    """One SDFT row: ``prompt`` = [system, user] of the training row; ``privileged_context`` = the solution, or the
+    assistant turn of the training row (explanation and solution) with ``with_explanation``."""
+    messages = protocol.training_messages(question, explanation, solution)
+    return {"prompt": messages[:2], "privileged_context": messages[2]["content"] if with_explanation else solution.strip()}
+
+
+SDFT_SCHEMA = pa.schema([
+    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("privileged_context", pa.string()), ("id", pa.string()), ("sample_index", pa.int32()),
+])
+
+
+def export_sdft(root: Path, with_explanation: bool = False) -> Path:
+    """``RUN_DIR/sdft/train.parquet`` from the kept rows (``data/``), streamed shard by shard."""
+    shards = sorted((root / SPLIT_FOLDERS["default"]).glob("*.parquet"))
+    if not shards:
+        raise UserError(f"{root} has no {SPLIT_FOLDERS['default']}/*.parquet shards; run generate or score first")
+    out = root / SDFT_FOLDER / "train.parquet"
+    out.parent.mkdir(exist_ok=True)
+    tmp = out.with_suffix(".parquet.tmp")
+    with pq.ParquetWriter(tmp, SDFT_SCHEMA) as writer:
+        for shard in shards:
+            for batch in pq.ParquetFile(shard).iter_batches(columns=["id", "question", "explanation", "solution", "sample_index"]):
+                rows = [{**sdft_row(r["question"], r["explanation"], r["solution"], with_explanation),
+                         "id": r["id"], "sample_index": r["sample_index"]} for r in batch.to_pylist()]
+                writer.write_table(pa.Table.from_pylist(rows, schema=SDFT_SCHEMA))
+    tmp.replace(out)
+    return out
+
+
+def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str | None = None, with_explanation: bool = False) -> Path:
+    """``llamafactory``: write (or update) ``RUN_DIR/dataset_info.json``, and ``RUN_DIR/llamafactory-NAME.yaml`` (the
+    YAML snippet: ``dataset_dir: RUN_DIR``, ``dataset: NAME``, ``cutoff_len``); returns the first.
+    ``sdft``: write ``RUN_DIR/sdft/train.parquet`` (:func:`export_sdft`); returns it."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if with_explanation and fmt != "sdft":
+        raise UserError("--with-explanation applies to --format sdft only")
+    if fmt == "sdft":
+        if hub_repo is not None:
+            raise UserError("--hub-repo applies to --format llamafactory only")
+        root = Path(run_dir)
+        if not root.is_dir():
+            raise UserError(f"run folder not found: {root}")
+        return export_sdft(root, with_explanation)
     if hub_repo is not None:
         from .hub import check_repo_id
 

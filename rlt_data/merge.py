@@ -81,7 +81,8 @@ def _list(indices: list[int], most: int = 8) -> str:
 
 def check_params(found: Found) -> None:
     """Every shard made with the same generation and scoring parameters."""
-    flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"]}  # noqa: E731
+    flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"],  # noqa: E731
+                       "decontamination": (st.get("decontamination") or {}).get("params")}
     first = flat(found.states[0])
     for shard, state in zip(found.shards[1:], found.states[1:]):
         keys = changed_keys(flat(state), first)
@@ -127,7 +128,7 @@ def _stream(shard: ShardStore, chunks: list[int], sel: SelectOptions) -> Iterato
     """The shard's candidates with their status, in input order (its chunks follow the input)."""
     schema = SCHEMAS["scored"]
     for i in chunks:
-        scalars = _read(shard, i, SELECTION_COLUMNS).to_pylist()
+        scalars = _read(shard, i, list(dict.fromkeys([*SELECTION_COLUMNS, sel.keep_by]))).to_pylist()
         for c in scalars:
             c["explanation"] = "x" if c["explanation"].strip() else ""
         statuses = selection.select(scalars, sel)
@@ -277,6 +278,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
         "chunks_done": f"{sum(map(len, done))}/{total_chunks}",
         "shards_done": f"{finished}/{count}",
         "plots": plots,
+        **_decontamination_and_cost(shards, states),
     }
     recorded = {section: dict(values) for section, values in first.get("options", {}).items()}
     if recorded:  # this merge's selection and shard size, not the ones the shards were started with
@@ -300,6 +302,20 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     output.write_state(state)
     output.end_finalize()
     return summary
+
+
+def _decontamination_and_cost(shards: list[ShardStore], states: list[dict]) -> dict[str, Any]:
+    """Summed over the shards: what decontamination flagged and removed (None: not run), and what the run
+    cost (``stages/cost.py``; a re-selection reads the same files, so ``select`` does not change it)."""
+    from . import decontaminate
+    from .stages import cost
+
+    decon = decontaminate.combine([st.get("decontamination") for st in states])
+    spent = cost.totals([cost.read(s) for s in shards], [st["num_chunks"] for st in states])
+    if decon is not None:  # computed once for the run, before the shards
+        spent["stages"] = {"decontaminate": {"chunks": 0, "wall_s": decon["wall_s"], "device_s": 0.0}, **spent["stages"]}
+        spent["wall_s"] += decon["wall_s"]
+    return {"decontamination": decon, "cost": spent}
 
 
 def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +362,11 @@ def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     store, state = _state(output)
     options = SelectOptions(**{"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}})
     options.validate()
+    from .pipeline import STATE_FORMAT
+
+    if state.get("format") != STATE_FORMAT:  # older chunks lack score columns (format 4: rsr, rsr_turn, ...)
+        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.get('format')}): its candidates lack "
+                        "this version's score columns; rerun its generate or score command with --overwrite to rescore it")
     with store.lock():  # not beside a run writing this folder, nor another select
         return merge(store, run_sources(store, state), state["num_shards"], options)
 

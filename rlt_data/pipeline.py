@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from . import __version__, protocol, sharding, sources
+from . import __version__, decontaminate, protocol, sharding, sources
 from .backends import load_backend
 from .config import GenerateConfig, ScoreConfig, ScoringOptions, by_section
 from .errors import UserError
@@ -25,7 +25,21 @@ from .stages import stages_for
 
 log = logging.getLogger("rlt_data")
 
-STATE_FORMAT = 3  # 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks
+STATE_FORMAT = 4  # 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks; 4: rsr columns
+
+
+@dataclass
+class Prepared(sources.LoadedRows):
+    """The rows a run works on (after decontamination, each with ``row_index``, its position in the
+    input), the input as read (``input``), and the decontamination stage's result (None: not run)."""
+
+    input: sources.LoadedRows | None = None
+    decontamination: dict[str, Any] | None = None
+    rows_digest: str = ""
+
+
+def decontamination_params(config: ScoringOptions) -> dict[str, Any] | None:
+    return decontaminate.params(config)
 
 
 def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
@@ -88,6 +102,8 @@ def stage_tags(config: ScoringOptions, command: str, generation: dict) -> dict[s
     tags = {}
     for stage in stages_for(command):
         params = generation if stage is stages_for(command)[0] else stage.params(config)
+        if stage is stages_for(command)[0] and decontamination_params(config) is not None:  # the rows generated depend on it
+            params = {**generation, "decontamination": decontamination_params(config)}
         text = json.dumps([command, generation, params], sort_keys=True, default=str)
         tags[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return tags
@@ -99,7 +115,8 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
     missing or short chunk makes it resume, instead of a marker trusted forever)."""
     state, done = shard.read_state(), shard.read_done()
     if done is None or state is None or state["command"] != command or state["generation"] != generation \
-            or state["scoring"] != scoring_params(config):
+            or state["scoring"] != scoring_params(config) \
+            or (state.get("decontamination") or {}).get("params") != decontamination_params(config):
         return False
     shard.tags = stage_tags(config, command, generation)
     per_question = getattr(config, "num_samples", 1)
@@ -117,9 +134,14 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
 def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
     """Write the shard's parameters, applying the rule of ``stages/``: a shard made with other
     parameters of its first stage is refused (or, with --overwrite, redone); when a later stage's
-    parameters changed, that stage and every stage after it are recomputed."""
+    parameters changed, that stage and every stage after it are recomputed. Decontamination comes
+    before the first stage: other decontamination parameters recompute every stage (the rows to
+    generate for changed), within the same run."""
+    from .stages import cost
+
     stages = stages_for(command)[1:]
     now = {stage.name: stage.params(config) for stage in stages}
+    decon = decontamination_params(config)
     shard.tags = stage_tags(config, command, generation)
     shard.clean_temp()  # temporary files of writers killed mid-write
     state = shard.read_state()
@@ -127,11 +149,23 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
     if state is not None and config.overwrite and (state["generation"] != generation or state.get("chunking") != chunking):
         shard.wipe()
         state = None
+    if state is None:
+        cost.reset(shard)  # what an earlier run of this folder spent is not this run's
     if state is not None:
         if state.get("format") != STATE_FORMAT:
             raise UserError(f"{shard.root} was written by an older rlt-data; pass --overwrite to redo it")
         if state["command"] != command or state["generation"] != generation:
             raise _other_run(f"{shard.run_root} (shard {shard.name})", sharding.changed_keys(generation, state["generation"]) if state["command"] == command else [])
+        before_decon = (state.get("decontamination") or {}).get("params")
+        if before_decon != decon:
+            redo = [s.name for s in stages_for(command)]
+            log.warning("shard %s: decontamination parameters changed (%s): recomputing decontamination, %s", shard.name,
+                        ", ".join(sharding.changed_keys(decon or {}, before_decon or {})) or "on/off", ", ".join(redo))
+            for name in redo:
+                shard.clear_stage(name)
+                cost.clear(shard, name)
+            shard.clear_done()
+            state = {**state, "chunking": chunking, "stages": {}}
         if state.get("chunking") != chunking:
             raise UserError(f"{shard.run_root}: the input rows of shard {shard.name} come in another order than when it started; "
                             "pass --overwrite to redo the shard")
@@ -143,6 +177,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
                             ", ".join(sharding.changed_keys(now[stage.name], before.get(stage.name) or {})), ", ".join(redo))
                 for name in redo:
                     shard.clear_stage(name)
+                    cost.clear(shard, name)
                 shard.clear_done()
                 break
     shard.write_state({
@@ -158,6 +193,8 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "chunk_rows": [len(c) for c in _chunks(own, config.chunk_size)],  # questions per chunk: what a chunk must hold
         "num_input_rows": rows.num_input_rows,
         "skipped_rows": dict(rows.skipped),
+        # the stage before the first: its parameters and, for this shard's rows, what it flagged and removed
+        "decontamination": _shard_decontamination(shard, rows),
         "schema": rows.schema,
         "options": _recorded_options(config),  # every option, by section (run.json and the card show them so)
         # what the merge uses unless it is told otherwise
@@ -166,6 +203,16 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "backend": backend_names(config, command),
         "rlt_data_version": __version__,
     })
+
+
+def _shard_decontamination(shard: ShardStore, rows: sources.LoadedRows) -> dict[str, Any] | None:
+    result = getattr(rows, "decontamination", None)
+    if result is None:
+        return None
+    mine = lambda r: sharding.shard_of(r["id"], shard.count) == shard.index  # noqa: E731
+    source = getattr(rows, "input", None) or rows
+    ids = {r["id"] for r in source.rows if mine(r)}
+    return decontaminate.shard_summary(result, ids, len(ids))
 
 
 def _recorded_options(config: ScoringOptions) -> dict[str, dict[str, Any]]:
@@ -250,21 +297,48 @@ def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRo
     write_parquet(store.state_dir / INPUT_FILE, table)
 
 
-def prepare(config: ScoringOptions, command: str) -> tuple[sources.LoadedRows, dict]:
-    """The input rows, and the parameters that identify the run's generations (the same in every shard)."""
+def prepare(config: ScoringOptions, command: str) -> tuple[Prepared, dict]:
+    """The rows to work on (decontaminated), and the parameters that identify the run's generations
+    (the same in every shard): the input's content and the first stage's options. Decontamination is
+    not part of that identity: another --decontaminate redoes the stages within the same run."""
     with_explanation = command == "score"
-    rows = _cached_input(config, with_explanation) or _load_rows(config, with_explanation=with_explanation)
-    if not rows.rows:
-        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(rows.skipped)})")
-    generation = stages_for(command)[0].params(config) | {"rows": sharding.rows_digest(rows.rows)}
-    return rows, generation
+    loaded = _cached_input(config, with_explanation) or _load_rows(config, with_explanation=with_explanation)
+    if not loaded.rows:
+        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(loaded.skipped)})")
+    digest = sharding.rows_digest(loaded.rows)
+    generation = stages_for(command)[0].params(config) | {"rows": digest}
+    rows = loaded.rows  # positions given by sharding.own_rows, as before
+    result = None
+    decon = decontamination_params(config)
+    if decon is not None:  # rows removed: each keeps its input position
+        rows = [{**r, "row_index": k} for k, r in enumerate(loaded.rows)]
+        result = decontaminate.cached(RunStore(config.output).state_dir, decon, digest) or decontaminate.run_check(rows, decon)
+        if not decon["keep_contaminated"]:
+            drop = {f["row_index"] for f in result["flagged"]}
+            rows = [r for r in rows if r["row_index"] not in drop]
+            if not rows:
+                raise UserError(f"every row of {config.dataset} matches a benchmark problem ({', '.join(decon['benchmarks'])}); "
+                                "nothing is left to generate for")
+    prepared = Prepared(rows=rows, skipped=loaded.skipped, schema=loaded.schema, num_input_rows=loaded.num_input_rows,
+                        input=loaded, decontamination=result, rows_digest=digest)
+    return prepared, generation
+
+
+def own_rows(rows: list[dict], index: int, count: int) -> list[dict]:
+    """The rows of shard ``index``, in input order, each with its ``row_index`` (its position in the
+    input, set by ``prepare``: decontamination removes rows, not positions)."""
+    if rows and "row_index" not in rows[0]:
+        return sharding.own_rows(rows, index, count)
+    return [r for r in rows if sharding.shard_of(r["id"], count) == index]
 
 
 def run_shard(config: ScoringOptions, command: str, index: int, count: int,
               prepared: tuple[sources.LoadedRows, dict] | None = None, lock_wait_s: float = 2 * STALE_S) -> dict[str, Any]:
     """Every stage of shard ``index`` of ``count``: resumable and idempotent; the marker is written last."""
+    from .stages import cost
+
     rows, generation = prepared or prepare(config, command)
-    own = sharding.own_rows(rows.rows, index, count)
+    own = own_rows(rows.rows, index, count)
     shard = RunStore(config.output).shard(index, count)
     # one process per shard; a retried shard waits for a lock whose holder on another host may be gone
     with shard.lock().acquire(wait_s=lock_wait_s), stop_on_sigusr1():
@@ -273,7 +347,8 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
         stages = stages_for(command)
         backends = {role: _backend_options(config, role) for role in {s.role for s in stages} if role}  # once per role
         for stage in stages:
-            stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
+            with cost.recording(shard, stage.name, cost.gpus(config, stage.role)):
+                stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
         done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
         shard.mark_done(done)
     return done
@@ -316,7 +391,9 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
         store = check_run(config, command, prepared[1])
         store.clean_temp()
-        _cache_input(store, config, prepared[0], with_explanation=command == "score")
+        _cache_input(store, config, prepared[0].input or prepared[0], with_explanation=command == "score")
+        if prepared[0].decontamination is not None:  # shard processes and jobs read it instead of loading the benchmarks
+            decontaminate.write_cache(store.state_dir, prepared[0].decontamination, prepared[0].rows_digest)
         if config.executor == "ray":
             from .executors.ray import run_shards
         elif config.executor == "slurm":

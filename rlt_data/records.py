@@ -88,6 +88,10 @@ class Scores:
     lp_solution_min: float | None = None
     kl_mean: float | None = None
     kl_max: float | None = None
+    # student-only scores at T = 1 from the same pass (scoring.STUDENT_TERMS; select --keep-by any of them)
+    rsr: float | None = None  # Rank-Surprisal Ratio of the explanation tokens (lower: better)
+    rsr_turn: float | None = None  # the same over the whole assistant turn
+    student_lp_explanation_mean: float | None = None  # the student's mean log-prob of the explanation tokens
     num_solution_tokens: int | None = None
     num_think_tokens: int | None = None
     student_context_tokens: int | None = None

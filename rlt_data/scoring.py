@@ -19,6 +19,22 @@ For a question Q, solution S and explanation E (both stripped):
 - ``r_ss = a0 * mean(lp_s) + a1 * min(lp_s)``; ``r_kl = b0 * mean(kl_t) + b1 * max(kl_t)``;
   ``reward = r_ss - r_kl + (format_penalty if the end tag is missing else 0)``, defaults
   ``a = [1, 0.01]``, ``b = [3, 0.03]``, ``format_penalty = -1``.
+
+Student-aware scores beside the reward (issue 22), from the same student pass (the output layer's
+chunked log-softmax also counts each token's rank: ``backends/logprobs.py``), at temperature 1 on
+the raw logits whatever ``temperature`` is:
+
+- ``rsr``: the Rank-Surprisal Ratio (arXiv 2601.14249) of the explanation tokens (the think span):
+  ``nll_t = logsumexp(z_t) - z_t[y_t]``, ``rank_t = min(1 + #{v : z_t[v] > z_t[y_t]}, 100)``,
+  ``rsr = sum rank_t / sum nll_t``; lower is better. ``rsr_turn``: the same over the whole
+  assistant turn (tags, explanation and solution: every token inside the assistant message's
+  content, the paper's "response"; the end-of-turn token excluded).
+- ``student_lp_explanation_mean``: the mean of ``-nll_t`` over the explanation tokens, i.e. the
+  student's plain log-likelihood per token at T = 1 (likelihood selection); ``rsr``'s
+  denominator is ``-n * student_lp_explanation_mean``.
+- The teacher-student gap is the KL term's per-token values, already in ``kl_mean``/``kl_max``.
+
+Each is empty when its span has no token (or, for the ratios, when its surprisal sums to 0).
 """
 
 from __future__ import annotations
@@ -52,6 +68,8 @@ class RewardConfig:
 # The keys of reward_terms(); the token counts come with them in student_scores(). The Parquet
 # schema of all score columns is shards.SCORE_FIELDS.
 REWARD_TERMS = ("reward", "r_ss", "r_kl", "lp_solution_mean", "lp_solution_min", "kl_mean", "kl_max")
+# Student-only scores at T = 1 (module docstring): defined even where the KL term is not.
+STUDENT_TERMS = ("rsr", "rsr_turn", "student_lp_explanation_mean")
 
 
 @dataclass
@@ -59,6 +77,7 @@ class Tokenized:
     ids: list[int]
     think: np.ndarray  # token indices inside the think span
     solution: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    turn: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the assistant content (student context)
 
 
 def span_tokens(offsets: list[tuple[int, int]], span: tuple[int, int]) -> np.ndarray:
@@ -72,8 +91,11 @@ def tokenize_context(tokenizer: Any, context: protocol.ScoringContext) -> Tokeni
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     think = span_tokens(offsets, context.think)
     solution = span_tokens(offsets, context.solution) if context.solution else np.zeros(0, dtype=np.int64)
+    turn = np.zeros(0, dtype=np.int64)
+    if context.solution:  # the student context's assistant content: <|begin_of_thought|> ... <|end_of_solution|>
+        turn = span_tokens(offsets, (context.think[0] - len(protocol.BEGIN_THOUGHT), context.solution[1] + len(protocol.END_SOLUTION)))
     # Position 0 has no preceding logits; a span never starts there in a chat-rendered context.
-    return Tokenized(list(enc["input_ids"]), think[think > 0], solution[solution > 0])
+    return Tokenized(list(enc["input_ids"]), think[think > 0], solution[solution > 0], turn[turn > 0])
 
 
 def reward_terms(lp_solution: np.ndarray, kl: np.ndarray | None, has_end_tag: bool, config: RewardConfig) -> dict:
@@ -122,30 +144,54 @@ def teacher_think_logprobs(scorer: Any, rows: list[dict], config: RewardConfig) 
     ]
 
 
+def rank_surprisal_ratio(lp_raw: np.ndarray, rank: np.ndarray) -> float | None:
+    """``sum(rank) / sum(-lp_raw)`` (RSR); None for no token or a zero surprisal sum."""
+    nll = -np.asarray(lp_raw, dtype=np.float64)
+    total = float(nll.sum())
+    if not len(nll) or total <= 0:
+        return None
+    return float(np.asarray(rank, dtype=np.float64).sum() / total)
+
+
+def student_terms(lp_raw_think: np.ndarray, rank_think: np.ndarray, lp_raw_turn: np.ndarray, rank_turn: np.ndarray) -> dict:
+    """The student-only columns (``STUDENT_TERMS``) from T = 1 log-probs and ranks of the two spans."""
+    return {
+        "rsr": rank_surprisal_ratio(lp_raw_think, rank_think),
+        "rsr_turn": rank_surprisal_ratio(lp_raw_turn, rank_turn),
+        "student_lp_explanation_mean": float(np.asarray(lp_raw_think, dtype=np.float64).mean()) if len(lp_raw_think) else None,
+    }
+
+
 def student_scores(scorer: Any, rows: list[dict], teacher: list[dict] | None, config: RewardConfig) -> list[dict]:
     """Score columns for each row (``teacher`` from :func:`teacher_think_logprobs`, or None).
 
     ``think_mismatch`` is True where the think-span tokens differ between the two contexts, so
-    the KL term is undefined for that row; its reward is left empty.
+    the KL term is undefined for that row; its reward is left empty (the student-only terms are not).
     """
     tokenized = [
         tokenize_context(scorer.tokenizer, protocol.student_scoring_context(scorer.tokenizer, r["question"], r["explanation"], r["solution"]))
         for r in rows
     ]
-    # One forward pass per row gives both spans; think positions only when the KL term needs them.
-    def positions(t: Tokenized) -> np.ndarray:
-        return np.concatenate([t.think, t.solution]) if teacher is not None else t.solution
 
-    lps = scorer.logprobs([(t.ids, positions(t)) for t in tokenized], config.temperature)
+    # One forward pass per row gives every span: think, solution, then the rest of the assistant turn (tags).
+    def positions(t: Tokenized) -> tuple[np.ndarray, np.ndarray]:
+        rest = np.setdiff1d(t.turn, np.concatenate([t.think, t.solution]))
+        return np.concatenate([t.think, t.solution, rest]).astype(np.int64), rest
+
+    requested = [positions(t) for t in tokenized]
+    stats = scorer.logprobs([(t.ids, p) for t, (p, _) in zip(tokenized, requested)], config.temperature, ranks=True)
     out = []
-    for k, (row, t, lp) in enumerate(zip(rows, tokenized, lps)):
-        n_think = len(t.think) if teacher is not None else 0
-        lp_think, lp_sol = lp[:n_think], lp[n_think:]
+    for k, (row, t, st) in enumerate(zip(rows, tokenized, stats)):
+        n_think, n_sol = len(t.think), len(t.solution)
+        lp, lp_raw, rank = np.asarray(st[0]), np.asarray(st[1]), np.asarray(st[2])
+        lp_think, lp_sol = lp[:n_think], lp[n_think : n_think + n_sol]
+        in_turn = np.isin(requested[k][0], t.turn)
         base = {
-            "num_solution_tokens": len(t.solution),
-            "num_think_tokens": len(t.think),
+            "num_solution_tokens": n_sol,
+            "num_think_tokens": n_think,
             "student_context_tokens": len(t.ids),
             "think_mismatch": False,
+            **student_terms(lp_raw[:n_think], rank[:n_think], lp_raw[in_turn], rank[in_turn]),
         }
         kl = None
         if teacher is not None:

@@ -11,7 +11,10 @@ Every candidate gets exactly one status, checked in this order:
 ``not_best``             valid, but outranked by ``keep`` (``best``: one per question; ``top-k``)
 ``kept``                 in the distillation set
 
-Ranking within a question: higher reward first, then lower ``sample_index`` (deterministic).
+Ranking within a question: by ``keep_by`` (default ``reward``, the RLT reward; any numeric score
+column of ``candidates/``, e.g. ``rsr``), highest first (lowest with ``ascending``), then lower
+``sample_index`` (deterministic). A candidate whose ``keep_by`` value is empty ranks last.
+``min_reward`` always applies to the reward.
 """
 
 from __future__ import annotations
@@ -27,8 +30,43 @@ STATUSES = (
 )
 
 
-# The options (keep, top_k, min_reward, max_student_tokens) are declared once, in config.py.
+# The options (keep, top_k, min_reward, max_student_tokens, keep_by, ascending) are declared once, in config.py.
 SelectionConfig = SelectionOptions
+
+
+def rankable_columns() -> tuple[dict[str, str], set[str]]:
+    """Every column of ``candidates/`` -> its Arrow type; and the numeric ones, which ``keep_by`` may name."""
+    import pyarrow as pa
+
+    from .records import Candidate, Scores, Status, fields
+
+    return {name: str(t) for name, t in fields(Candidate, Scores, Status)}, {
+        name for name, t in fields(Candidate, Scores) if pa.types.is_integer(t) or pa.types.is_floating(t)}
+
+
+def check_keep_by(column: str) -> None:
+    from .errors import UserError
+
+    every, numeric = rankable_columns()
+    if column in numeric:
+        return
+    names = ", ".join(sorted(numeric))
+    if column in every:
+        raise UserError(f"--keep-by {column}: not a numeric column ({every[column]}); choose one of {names}")
+    raise UserError(f"--keep-by {column}: no such column in candidates/; choose one of {names}")
+
+
+def describe(selection: dict) -> str:
+    """One line for the card: the rule that kept the rows (``selection``: run.json's record of the options)."""
+    by = selection.get("keep_by", "reward")
+    order = "lowest" if selection.get("ascending") else "highest"
+    what = {"best": "the sample", "top-k": f"the {selection.get('top_k')} samples", "all": "every valid sample"}.get(selection.get("keep"), "")
+    rule = f"{what} with the {order} `{by}` per question" if selection.get("keep") != "all" else what
+    if by == "reward" and not selection.get("ascending"):
+        rule += " (the RLT reward)"
+    extra = [f"reward >= {selection['min_reward']}"] if selection.get("min_reward") is not None else []
+    extra += [f"at most {selection['max_student_tokens']} student tokens"] if selection.get("max_student_tokens") is not None else []
+    return rule + (f"; {', '.join(extra)}" if extra else "")
 
 
 def invalid_reason(c: dict, config: SelectionConfig) -> str | None:
@@ -58,8 +96,14 @@ def select(candidates: list[dict], config: SelectionConfig) -> list[str]:
         else:
             valid[c["id"]].append(i)
     quota = {"best": 1, "top-k": config.top_k, "all": None}[config.keep]
+    by, sign = getattr(config, "keep_by", "reward"), (1 if getattr(config, "ascending", False) else -1)
+
+    def rank_key(i: int) -> tuple:
+        value = candidates[i][by]
+        return (value is None, 0.0 if value is None else sign * value, candidates[i]["sample_index"])
+
     for indices in valid.values():
-        ranked = sorted(indices, key=lambda i: (-candidates[i]["reward"], candidates[i]["sample_index"]))
+        ranked = sorted(indices, key=rank_key)
         for rank, i in enumerate(ranked):
             statuses[i] = "kept" if quota is None or rank < quota else "not_best"
     return statuses

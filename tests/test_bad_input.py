@@ -76,6 +76,21 @@ CASES = {
     "generate-output-under-a-file": (GEN[:-2] + ["--output", "{TMP}/afile/run"], "Not a directory"),
     "select-max-shard-size-overflow": (["select", "{RUN}", "--max-shard-size", "1e400"], "--max-shard-size: cannot read"),
     "generate-dataset-hub-bad-id": (GEN[:-4] + ["--dataset", "a/b/c", "--output", "{TMP}/out"], "dataset not found"),
+    # decontamination (generate/score --decontaminate, rlt-data decontaminate)
+    "generate-decontaminate-unknown-benchmark": (GEN + ["--decontaminate", "aime24,mmlu"], "unknown benchmark 'mmlu'"),
+    "generate-decontaminate-method-unknown": (GEN + ["--decontaminate", "toy", "--decontaminate-method", "minhash"], "--decontaminate-method"),
+    "generate-ngram-size-zero": (GEN + ["--decontaminate", "toy", "--ngram-size", "0"], "--ngram-size"),
+    "generate-fuzzy-threshold-over-100": (GEN + ["--decontaminate", "toy", "--fuzzy-threshold", "101"], "--fuzzy-threshold"),
+    "generate-fuzzy-threshold-negative": (GEN + ["--decontaminate", "toy", "--fuzzy-threshold", "-1"], "--fuzzy-threshold"),
+    "generate-decontaminate-fields": (GEN + ["--decontaminate", "toy", "--decontaminate-fields", "answer"], "--decontaminate-fields"),
+    "generate-decontaminate-data-malformed": (GEN + ["--decontaminate", "toy", "--decontaminate-data", "toy"], "NAME=SOURCE"),
+    "generate-decontaminate-data-other": (GEN + ["--decontaminate", "toy", "--decontaminate-data", "math500=x.jsonl"], "not among"),
+    "score-decontaminate-unknown-benchmark": (SCORE + ["--dataset", "{D}", "--decontaminate", "mmlu"], "unknown benchmark"),
+    "decontaminate-unknown-benchmark": (["decontaminate", "{D}", "--decontaminate", "mmlu"], "unknown benchmark"),
+    "decontaminate-method-unknown": (["decontaminate", "{D}", "--decontaminate", "toy", "--decontaminate-method", "exact"], "--decontaminate-method"),
+    "decontaminate-ngram-size-zero": (["decontaminate", "{D}", "--decontaminate", "toy", "--ngram-size", "0"], "--ngram-size"),
+    "decontaminate-threshold-over-100": (["decontaminate", "{D}", "--decontaminate", "toy", "--fuzzy-threshold", "100.5"], "--fuzzy-threshold"),
+    "decontaminate-dataset-missing": (["decontaminate", "{TMP}/missing.jsonl", "--decontaminate", "toy"], "not found"),
     # generate: YAML
     "generate-config-missing": (GEN + ["--config", "{TMP}/missing.yaml"], "config file not found"),
     "generate-config-unparsable": (GEN + ["--config", "{TMP}/bad.yaml"], "cannot parse"),
@@ -144,6 +159,11 @@ CASES = {
     "select-not-a-run": (["select", "{TMP}"], "not an rlt-data run"),
     "select-missing-folder": (["select", "{TMP}/missing"], "not an rlt-data run"),
     "select-keep-unknown": (["select", "{RUN}", "--keep", "worst"], "keep"),
+    "select-keep-by-missing": (["select", "{RUN}", "--keep-by", "nope", "--ascending"], "--keep-by nope: no such column"),
+    "select-keep-by-not-numeric": (["select", "{RUN}", "--keep-by", "question"], "--keep-by question: not a numeric column"),
+    "select-keep-by-bool": (["select", "{RUN}", "--keep-by", "has_end_tag"], "not a numeric column"),
+    "generate-keep-by-missing": (GEN + ["--keep-by", "rsr_mean"], "--keep-by rsr_mean: no such column"),
+    "merge-keep-by-not-numeric": (["merge", "{RUN}", "--keep-by", "status"], "not a numeric column"),
     "select-top-k-zero": (["select", "{RUN}", "--keep", "top-k", "--top-k", "0"], "top-k"),
     "select-max-shard-size": (["select", "{RUN}", "--max-shard-size", "lots"], "--max-shard-size"),
     # push-to-hub
@@ -258,7 +278,7 @@ def test_bad_input(name, toy_models, toy_set, toy_run, tmp_path, capsys):
 
 def test_table_covers_every_command():
     commands = {argv[0] for argv, _ in CASES.values()}
-    assert commands == {"generate", "score", "select", "merge", "push-to-hub", "export", "evaluate", "train", "train-teacher"}
+    assert commands == {"generate", "score", "select", "merge", "push-to-hub", "export", "evaluate", "train", "train-teacher", "decontaminate"}
     assert len(CASES) >= 40
 
 

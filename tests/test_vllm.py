@@ -59,7 +59,7 @@ def test_samples_grouped_seeded_and_scores_match_transformers(toy_models):
     h_teacher, h_student = hf.Scorer(toy_models["teacher"], opts), hf.Scorer(toy_models["student"], opts)
     h_scores = scoring.student_scores(h_student, ROWS, scoring.teacher_think_logprobs(h_teacher, ROWS, config), config)
     for v, h in zip(v_scores, h_scores):
-        for key in ("reward", "r_ss", "r_kl", "kl_mean", "kl_max", "lp_solution_min"):
+        for key in ("reward", "r_ss", "r_kl", "kl_mean", "kl_max", "lp_solution_min", "rsr", "rsr_turn", "student_lp_explanation_mean"):
             assert v[key] == pytest.approx(h[key], abs=1e-3), key
         assert v["num_think_tokens"] == h["num_think_tokens"]
 

@@ -41,11 +41,14 @@ class Generator(Protocol):
 class Scorer(Protocol):
     """``logprobs``: for each request ``(token_ids, positions)``, the float32 log-probs
     ``log_softmax(logits[i-1] / T)[ids[i]]`` at each position ``i``, independent of the other
-    requests of the call."""
+    requests of the call. ``ranks=True``: a float32 array ``[3, n]`` per request instead, from the
+    same pass: those log-probs, the log-probs at temperature 1 (``log_softmax(logits[i-1])[ids[i]]``)
+    and the rank ``min(1 + #{v : logits[i-1][v] > logits[i-1][ids[i]]}, 100)`` (the RSR columns)."""
 
     tokenizer: Any
 
-    def logprobs(self, requests: list[tuple[Sequence[int], Sequence[int]]], temperature: float) -> list[np.ndarray]: ...
+    def logprobs(self, requests: list[tuple[Sequence[int], Sequence[int]]], temperature: float,
+                 ranks: bool = False) -> list[np.ndarray]: ...
 
     def close(self) -> None: ...
 

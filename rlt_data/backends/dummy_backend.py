@@ -8,7 +8,8 @@ are rendered exactly as with a real model) and then
   usually ending with ``<|end_of_explanation|>`` (sometimes not: a format error; sometimes longer
   than ``max_new_tokens``: truncated), so every selection status can occur;
 - gives each scored token a log-prob that depends only on the model, the previous token, the
-  token itself and the temperature, in ``[-6, -0.01] / T``.
+  token itself and the temperature, in ``[-6, -0.01] / T`` (and, for the RSR columns, the same
+  at T = 1 and a rank in [1, 100] from the same hash).
 
 Nothing it writes means anything; it implements the backend contract (``backends.Generator``,
 ``backends.Scorer``) and nothing else, which is what it is for.
@@ -66,11 +67,17 @@ class Scorer:
         self.model = model
         self.tokenizer = load_tokenizer(model)
 
-    def logprobs(self, requests: list[tuple[list[int], list[int]]], temperature: float) -> list[np.ndarray]:
+    def logprobs(self, requests: list[tuple[list[int], list[int]]], temperature: float, ranks: bool = False) -> list[np.ndarray]:
         out = []
         for ids, positions in requests:
-            values = [int.from_bytes(_digest(self.model, ids[i - 1], ids[i])[:2], "little") / 65535 for i in positions]
-            out.append((-0.01 - 5.99 * np.asarray(values, dtype=np.float64)) / temperature)
+            digests = [_digest(self.model, ids[i - 1], ids[i]) for i in positions]
+            raw = -0.01 - 5.99 * np.asarray([int.from_bytes(d[:2], "little") / 65535 for d in digests], dtype=np.float64)
+            if not ranks:
+                out.append(raw / temperature)
+                continue
+            # a rank that grows with the surprisal, clipped like RSR's: 1 for the likeliest tokens
+            rank = np.minimum(1 + np.floor(-raw * 20 * np.asarray([d[2] / 255 for d in digests])), 100)
+            out.append(np.stack([raw / temperature, raw, rank]) if len(digests) else np.zeros((3, 0)))
         return [v.astype(np.float32) for v in out]
 
     def close(self) -> None:

@@ -41,16 +41,26 @@ def fused_available() -> bool:
     return True
 
 
+RANK_CAP = 100  # RSR's rank clip (arXiv 2601.14249): rank_t = min(1 + #{v : z[v] > z[y]}, 100)
+
+
 def gather_logprobs(hidden, weight, bias, targets, temperature: float, budget_bytes: int = DEFAULT_BUDGET_BYTES,
-                    kernel: str = "chunked"):
+                    kernel: str = "chunked", ranks: bool = False):
     """``log_softmax((hidden @ weight.T + bias) / T)[p, targets[p]]`` in float32, chunk by chunk.
 
     ``hidden[p]`` is the final hidden state at the position *before* the token ``targets[p]``
     (next-token alignment). The matmul runs in the weight's dtype like the model's own output
     layer; scaling and softmax in float32. Each position's value depends on that position alone,
     not on which other positions share its chunk (up to the matmul's own rounding).
+
+    ``ranks=True`` returns ``(lp, lp_raw, rank)`` from the same logits: ``lp`` as above,
+    ``lp_raw`` the log-prob at temperature 1 (``z[y] - logsumexp(z)`` of the raw logits) and
+    ``rank`` = ``min(1 + #{v : z[v] > z[y]}, RANK_CAP)`` (float32), for the RSR and likelihood
+    columns (``scoring.py``). It costs one comparison and one power pass over each chunk (no
+    second matmul); the comparison's boolean buffer is reused and counted in the budget. The
+    fused kernel does not give ranks: ``ranks=True`` always runs the chunked one.
     """
-    if kernel == "fused" and bias is None:  # TRL adds a bias after rounding the tile: not F.linear's logits
+    if kernel == "fused" and bias is None and not ranks:  # TRL adds a bias after rounding the tile: not F.linear's logits
         return _fused(hidden, weight, bias, targets, temperature, budget_bytes)
     if kernel not in ("chunked", "fused"):
         raise ValueError(f"unknown log-prob kernel {kernel!r}; choose chunked or fused")
@@ -58,15 +68,18 @@ def gather_logprobs(hidden, weight, bias, targets, temperature: float, budget_by
 
     n, vocab = hidden.shape[0], weight.shape[0]
     out = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    out_raw = torch.empty(n, dtype=torch.float32, device=hidden.device) if ranks else None
+    out_rank = torch.empty(n, dtype=torch.float32, device=hidden.device) if ranks else None
     if n == 0:
-        return out
+        return (out, out_raw, out_rank) if ranks else out
     low = weight.dtype != torch.float32
-    per_position = vocab * (4 + (weight.element_size() if low else 0))
+    per_position = vocab * (4 + (weight.element_size() if low else 0) + (1 if ranks else 0))
     step = max(1, min(n, budget_bytes // per_position))
     hidden = hidden.to(weight.dtype)
     wt = weight.t()
     buffer = torch.empty((step, vocab), dtype=torch.float32, device=hidden.device)
     raw = torch.empty((step, vocab), dtype=weight.dtype, device=hidden.device) if low else None
+    above = torch.empty((step, vocab), dtype=torch.bool, device=hidden.device) if ranks else None
     for start in range(0, n, step):
         h = hidden[start : start + step]
         logits = buffer[: h.shape[0]]
@@ -77,13 +90,25 @@ def gather_logprobs(hidden, weight, bias, targets, temperature: float, budget_by
             torch.addmm(bias, h, wt, out=target)
         if low:  # the output layer's logits in its dtype, then float32 (torch.div(..., out=float32)
             logits.copy_(target)  # would divide in the input's dtype)
+        if ranks:  # on the raw float32 logits, before any scaling: ties and order as the model gives them
+            picked_raw = logits.gather(1, targets[start : start + step, None])
+            mask = above[: h.shape[0]]
+            torch.gt(logits, picked_raw, out=mask)
+            out_rank[start : start + step] = mask.sum(dim=1).add_(1).clamp_(max=RANK_CAP).float()
         logits.div_(temperature)
         picked = logits.gather(1, targets[start : start + step, None]).squeeze(1)
         # log-sum-exp in place: no temporary the size of the chunk
         top = logits.amax(dim=1, keepdim=True)
         logits.sub_(top).exp_()
         out[start : start + step] = picked - top.squeeze(1) - logits.sum(dim=1).log_()
-    return out
+        if ranks:
+            if temperature == 1:
+                out_raw[start : start + step] = out[start : start + step]
+            else:  # exp((z/T - m)) ** T = exp(z - T m): the raw log-sum-exp from the same buffer, in place
+                logits.pow_(temperature)
+                shift = top.squeeze(1) * temperature
+                out_raw[start : start + step] = picked_raw.squeeze(1) - shift - logits.sum(dim=1).log_()
+    return (out, out_raw, out_rank) if ranks else out
 
 
 def _fused(hidden, weight, bias, targets, temperature, budget_bytes):

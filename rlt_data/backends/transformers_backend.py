@@ -129,8 +129,9 @@ class Scorer:
         elif self.model.config._attn_implementation in ATTENTION.values():  # padding needs a mask-aware one
             self.model.set_attn_implementation("sdpa")
 
-    def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float) -> list[np.ndarray]:
-        """Log-probs at the requested positions (``positions >= 1``), one float32 array per request."""
+    def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float, ranks: bool = False) -> list[np.ndarray]:
+        """Log-probs at the requested positions (``positions >= 1``), one float32 array per request;
+        ``ranks=True``: one ``[3, n]`` array per request (``backends.Scorer``)."""
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
         results: list[np.ndarray | None] = [None] * len(requests)
         limit = self.options.max_tokens_per_batch
@@ -141,15 +142,15 @@ class Scorer:
             n = len(requests[i][0])
             cost = len(requests[batch[0]][0]) * (len(batch) + 1) if self.attention == "padded" and batch else tokens + n
             if batch and cost > limit:
-                run(requests, batch, temperature, results)
+                run(requests, batch, temperature, results, ranks)
                 batch, tokens = [], 0
             batch.append(i)
             tokens += n
         if batch:
-            run(requests, batch, temperature, results)
+            run(requests, batch, temperature, results, ranks)
         return results  # type: ignore[return-value]
 
-    def _packed(self, requests, batch: list[int], temperature: float, results: list) -> None:
+    def _packed(self, requests, batch: list[int], temperature: float, results: list, ranks: bool = False) -> None:
         """One pass over the rows of ``batch`` concatenated, each attending only to itself."""
         import torch
 
@@ -170,12 +171,13 @@ class Scorer:
                 input_ids=ids[None], position_ids=position_ids[None], use_cache=False,
                 cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lengths), max_length_k=max(lengths),
             ).last_hidden_state[0]
-            lp = gather_logprobs(hidden[index - 1], self.weight, self.bias, ids[index], temperature, self.budget_bytes, self.kernel)
-            lp = lp.cpu().numpy()
-        for i, piece in zip(batch, np.split(lp, np.cumsum([len(p) for p in positions])[:-1])):
+            lp = gather_logprobs(hidden[index - 1], self.weight, self.bias, ids[index], temperature, self.budget_bytes, self.kernel,
+                                 ranks=ranks)
+            lp = np.stack([t.cpu().numpy() for t in lp]) if ranks else lp.cpu().numpy()
+        for i, piece in zip(batch, np.split(lp, np.cumsum([len(p) for p in positions])[:-1], axis=-1)):
             results[i] = piece
 
-    def _padded(self, requests, batch: list[int], temperature: float, results: list) -> None:
+    def _padded(self, requests, batch: list[int], temperature: float, results: list, ranks: bool = False) -> None:
         """The former way, kept for benchmarks: right-padded rows with the model's own attention."""
         import torch
 
@@ -192,8 +194,8 @@ class Scorer:
             for row, i in enumerate(batch):
                 pos = torch.as_tensor(requests[i][1], dtype=torch.long, device=device)
                 lp = gather_logprobs(hidden[row, pos - 1], self.weight, self.bias, ids[row].to(device)[pos], temperature,
-                                     self.budget_bytes, self.kernel)
-                results[i] = lp.cpu().numpy()
+                                     self.budget_bytes, self.kernel, ranks=ranks)
+                results[i] = np.stack([t.cpu().numpy() for t in lp]) if ranks else lp.cpu().numpy()
 
     def close(self) -> None:
         del self.model, self.body, self.weight, self.bias

@@ -199,7 +199,8 @@ class Scorer:
         self.weight = weight.to(dtype)
         self.budget_bytes = options.logprob_budget_bytes or default_budget_bytes(self.device)
 
-    def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float) -> list[np.ndarray]:
+    def logprobs(self, requests: list[tuple[list[int], np.ndarray]], temperature: float, ranks: bool = False) -> list[np.ndarray]:
+        """As the transformers scorer's (``backends.Scorer``): the same chunked kernel over the checkpoint's output layer."""
         import torch
 
         results: list[np.ndarray] = []
@@ -216,8 +217,8 @@ class Scorer:
                 hidden = out.outputs.data.clone().to(self.device)  # made under inference mode: clone
                 pos = torch.as_tensor(positions, dtype=torch.long, device=self.device)
                 targets = torch.as_tensor(ids, dtype=torch.long, device=self.device)[pos]
-                lp = gather_logprobs(hidden[pos - 1], self.weight, self.bias, targets, temperature, self.budget_bytes)
-                results.append(lp.cpu().numpy())
+                lp = gather_logprobs(hidden[pos - 1], self.weight, self.bias, targets, temperature, self.budget_bytes, ranks=ranks)
+                results.append(np.stack([t.cpu().numpy() for t in lp]) if ranks else lp.cpu().numpy())
             start = end
         return results
 

@@ -9,7 +9,7 @@ from .. import protocol
 from ..backends import derive_seed
 from ..records import Candidate, Position, row
 from ..sharding import resolved
-from . import pending, progress, rows_per_question, stop_point
+from . import cost, pending, progress, rows_per_question, stop_point
 
 
 class Generate:
@@ -38,6 +38,9 @@ class Generate:
                 # seeded by question: the same samples whichever shard, chunk or machine draws them
                 samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
                 shard.write_chunk(self.name, i, candidates(chunks[i], samples))
+                prompt_tokens = sum(len(generator.tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
+                cost.chunk_done(shard, self.name, i, prompt_tokens=prompt_tokens * rows_per_question(config),
+                                completion_tokens=sum(s.num_tokens or 0 for group in samples for s in group))
                 n_samples += sum(map(len, samples))
                 n_tokens += sum(s.num_tokens for group in samples for s in group)
                 elapsed = max(time.perf_counter() - start, 1e-9)

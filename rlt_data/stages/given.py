@@ -6,7 +6,7 @@ from typing import Any
 
 from ..records import Candidate, Position, row
 from ..sharding import resolved
-from . import pending
+from . import cost, pending
 
 
 class GivenExplanations:
@@ -24,3 +24,4 @@ class GivenExplanations:
                     Position(r["row_index"]))
                 for r in chunks[i]
             ])
+            cost.chunk_done(shard, self.name, i)

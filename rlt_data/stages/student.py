@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import scoring
 from ..records import Mismatch, Scores, row
-from . import pending, progress_iter, rows_per_question, scorable
+from . import cost, pending, progress_iter, rows_per_question, scorable
 
 KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
 
@@ -23,7 +23,7 @@ class StudentScores:
         todo = pending(shard, self.name, chunks, rows_per_question(config))
         if not todo:
             return
-        scorer = backend.Scorer(config.student, options)
+        scorer = cost.CountingScorer(backend.Scorer(config.student, options))
         try:
             if reward.needs_teacher:
                 from ..models import load_tokenizer
@@ -42,5 +42,6 @@ class StudentScores:
                 for k, value in zip(keep, scores):
                     out[k].update(value)
                 shard.write_chunk(self.name, i, out)
+                cost.chunk_done(shard, self.name, i, tokens_scored=scorer.take())
         finally:
             scorer.close()

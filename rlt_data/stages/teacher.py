@@ -11,7 +11,7 @@ from typing import Any
 from .. import scoring
 from ..records import TeacherThink as Think
 from ..records import row
-from . import pending, progress_iter, rows_per_question, scorable
+from . import cost, pending, progress_iter, rows_per_question, scorable
 
 
 class TeacherThink:
@@ -25,7 +25,7 @@ class TeacherThink:
         todo = pending(shard, self.name, chunks, rows_per_question(config))
         if not reward.needs_teacher or not todo:
             return
-        scorer = backend.Scorer(config.teacher, options)
+        scorer = cost.CountingScorer(backend.Scorer(config.teacher, options))
         try:
             for i in progress_iter(todo, "score (teacher)", shard, self.name):
                 rows = shard.read_chunk("generated", i)
@@ -35,5 +35,6 @@ class TeacherThink:
                 for k, value in zip(keep, found):
                     out[k] = value
                 shard.write_table(self.name, i, out)  # numpy arrays straight into Arrow lists
+                cost.chunk_done(shard, self.name, i, tokens_scored=scorer.take())
         finally:
             scorer.close()
