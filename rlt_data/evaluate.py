@@ -135,6 +135,10 @@ class EvalConfig:
 
     def resolved(self) -> "EvalConfig":
         """The preset's values where no option was given; bad values and combinations are a UserError."""
+        import importlib.util
+
+        if importlib.util.find_spec("math_verify") is None:
+            raise UserError("rlt-data evaluate checks answers with math-verify, which is not installed: pip install 'rlt-data[eval]'")
         if self.preset not in PRESETS:
             raise UserError(f"--preset: choose {' or '.join(PRESETS)}, not {self.preset!r}")
         preset = PRESETS[self.preset]

@@ -106,6 +106,10 @@ def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str 
     ``sdft``: write ``RUN_DIR/sdft/train.parquet`` (:func:`export_sdft`); returns it."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not name.strip():
+        raise UserError("--name must not be empty (it names the dataset entry and the snippet file)")
+    if Path(run_dir).is_dir() and not (Path(run_dir) / ".rlt" / "run.json").is_file():
+        raise UserError(f"{run_dir} is not an rlt-data run (no .rlt/run.json): export reads a folder generate, score or merge wrote")
     if with_explanation and fmt != "sdft":
         raise UserError("--with-explanation applies to --format sdft only")
     if fmt == "sdft":

@@ -80,8 +80,12 @@ def check_schemas(root: Path) -> None:
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCard
 
-    card = DatasetCard.load(root / "README.md")
-    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    try:
+        card = DatasetCard.load(root / "README.md")
+        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    except Exception as exc:  # missing, or its YAML front matter broken
+        raise UserError(f"the card {root / 'README.md'} is missing or damaged ({first_line(exc)}): rerun `rlt-data select {root}` "
+                        "with the run's selection options to write it again") from None
     for config, folder in SPLIT_FOLDERS.items():
         info = infos.get(config)
         if info is None or info.features is None:

@@ -7,13 +7,39 @@ from pathlib import Path
 from .errors import UserError, first_line
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def _looks_local(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
+    """A path rather than a Hub id: it starts like one, has more than one slash, exists, or its first
+    part is a folder here (``outputs/my-teacher`` before training wrote it)."""
+    path = Path(model).expanduser()
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or path.exists() or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
 
 
 def check_model_path(model: str) -> None:
-    if _looks_local(model) and not Path(model).expanduser().exists():
-        raise UserError(f"model not found: {model}")
+    path = Path(model).expanduser()
+    if _looks_local(model) and not path.exists():
+        raise UserError(f"model not found: {model} (no such folder here; a Hub id has the form ORG/NAME)")
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"{model} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}): save the tokenizer beside the "
+                        "weights (tokenizer.save_pretrained) or copy it from the base model")
+
+
+def check_weights(model: str) -> None:
+    """A local model's safetensors files open (their headers read): a truncated download or copy is
+    one line before a trainer is built, not a traceback from inside it."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return
+    from safetensors import safe_open
+
+    for file in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                handle.keys()
+        except Exception as exc:
+            raise UserError(f"{file} is damaged ({first_line(exc)}): copy or download the model again") from None
 
 
 def load_tokenizer(model: str, revision: str | None = None):

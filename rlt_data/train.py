@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError, first_line, os_error
-from .models import check_model_path, load_tokenizer
+from .models import check_model_path, check_weights, load_tokenizer
 
 log = logging.getLogger("rlt_data.train")
 
@@ -174,6 +174,10 @@ def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
         parsed = parser.parse_args_and_config(args=argv)
     except ValueError as exc:  # raised by the config classes' __post_init__ checks, and for unused arguments
         raise UserError(first_line(exc)) from None
+    for options in parsed:  # TRL and transformers accept these and fail later with a traceback
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            if getattr(options, name, 1) < 1:
+                raise UserError(f"--{name} must be at least 1")
     return tuple(keep_token_off_disk(options) for options in parsed)
 
 
@@ -200,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     if not model_args.model_name_or_path:
         raise UserError("--model_name_or_path is required")
     check_model_path(model_args.model_name_or_path)
+    check_weights(model_args.model_name_or_path)
     ds = load_rows(data_args).map(to_prompt_completion, remove_columns=None)
     tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
     ds = ds.select_columns(["prompt", "completion"])

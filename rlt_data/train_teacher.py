@@ -37,7 +37,7 @@ from typing import Any
 
 from . import protocol, scoring, sources
 from .errors import UserError, first_line
-from .models import DTYPES, check_model_path, load_tokenizer
+from .models import DTYPES, check_model_path, check_weights, load_tokenizer
 from .shards import write_text
 from .train import cli as run_cli
 from .train import fit, parse_options, set_model_init_kwargs
@@ -424,6 +424,7 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
     if not model_args.model_name_or_path:
         raise UserError("--model_name_or_path is required")
     tokenizer = load_tokenizer(model_args.model_name_or_path, revision=model_args.model_revision)
+    check_weights(model_args.model_name_or_path)
     set_model_init_kwargs(training_args, model_args)
     peft = get_peft_config(model_args)
     if phase == "sft":
@@ -439,6 +440,7 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
     if not reward_args.student_model:
         raise UserError("--student_model is required: the student whose log-probs make the reward")
     check_model_path(reward_args.student_model)
+    check_weights(reward_args.student_model)
     reward_config = reward_args.reward_config(training_args.temperature)
     layout = None if training_args.use_cpu else launched_layout()
     if layout is not None:  # on GPUs: the plan against this machine, before any weight loads

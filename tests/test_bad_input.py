@@ -206,6 +206,13 @@ CASES = {
     "train-on-overlong": (TRAIN + ["--on_overlong", "truncate"], "--on_overlong"),
     "train-number-text": (TRAIN + ["--num_train_epochs", "many"], "num_train_epochs"),
     "train-unknown-flag": (TRAIN + ["--nonsense", "1"], "nonsense"),
+    "train-batch-size-zero": (TRAIN + ["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1"),
+    "train-truncated-weights": (["train", "--model_name_or_path", "{TMP}/truncated", "--dataset", "{RUN}", "--output_dir", "{TMP}/st", *CPU], "is damaged"),
+    "train-teacher-no-tokenizer": (SFT[:2] + ["--model_name_or_path", "{TMP}/no-tokenizer"] + SFT[4:], "has no tokenizer files"),
+    "generate-teacher-not-yet-trained": (["generate", "--teacher", "{TMP}/outputs/my-teacher", "--student", "{S}", "--dataset", "{D}", "--output", "{TMP}/out"], "model not found"),
+    "export-name-empty": (["export", "{RUN}", "--name", ""], "--name must not be empty"),
+    "export-not-a-run": (["export", "{TMP}/fake-run"], "not an rlt-data run"),
+    "push-broken-card": (["push-to-hub", "{TMP}/broken-card", "user/set", "--dry-run"], "is missing or damaged"),
     # train-teacher
     "train-teacher-no-phase": (["train-teacher"], "choose a phase"),
     "train-teacher-bad-phase": (["train-teacher", "ppo"], "choose a phase"),
@@ -257,12 +264,35 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
     return result.exit_code, result.stderr
 
 
+def _damaged_folders(name: str, tmp_path, toy_models, toy_run) -> None:
+    """What a few cases need on disk: a model folder with a truncated weights file or without its
+    tokenizer, a folder with a sharegpt/ that no run wrote, a run whose card is damaged."""
+    if name == "train-truncated-weights":
+        model = shutil.copytree(toy_models["student"], tmp_path / "truncated")
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif name == "train-teacher-no-tokenizer":
+        model = shutil.copytree(toy_models["teacher"], tmp_path / "no-tokenizer")
+        for file in model.iterdir():
+            if file.name.startswith(("tokenizer", "vocab", "merges", "special_tokens", "chat_template")):
+                file.unlink()
+    elif name == "generate-teacher-not-yet-trained":
+        (tmp_path / "outputs").mkdir()
+    elif name == "export-not-a-run":
+        (tmp_path / "fake-run" / "sharegpt").mkdir(parents=True)
+        (tmp_path / "fake-run" / "sharegpt" / "train-00000-of-00001.parquet").write_bytes(b"")
+    elif name == "push-broken-card":
+        run = shutil.copytree(toy_run, tmp_path / "broken-card")
+        (run / "README.md").write_text("---\nconfigs: [\n---\n")
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name, toy_models, toy_set, toy_run, tmp_path, capsys):
     argv, expected = CASES[name]
     for file, text in FILES.items():
         (tmp_path / file).write_text(text, "utf-8")
     (tmp_path / "emptydir").mkdir()
+    _damaged_folders(name, tmp_path, toy_models, toy_run)
     values = {"T": toy_models["teacher"], "S": toy_models["student"], "D": str(toy_set), "RUN": str(toy_run), "TMP": str(tmp_path)}
     if argv[0] == "evaluate":  # should a case ever get through, its model card must not land in the shipped toy student
         values["S"] = str(shutil.copytree(toy_models["student"], tmp_path / "student"))
@@ -317,3 +347,14 @@ def test_yaml_values_take_their_option_types(tmp_path):
     config = build(GenerateConfig, str(tmp_path / "c.yaml"), {"teacher": "t", "student": "s", "dataset": "d", "output": str(tmp_path / "o")})
     assert (config.num_samples, config.temperature, config.revision) == (2, 1.0, "2024")
     assert json.loads(config.vllm_args) == {"kv_cache_dtype": "fp8"}
+
+
+def test_evaluate_without_the_eval_extra(monkeypatch, toy_models, tmp_path):
+    """math-verify missing (the `eval` extra not installed): one line naming the extra, before any model loads."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # what `import math_verify` sees when it is not installed
+    student = shutil.copytree(toy_models["student"], tmp_path / "student")
+    result = runner.invoke(app, ["evaluate", str(student), "--benchmarks", "toy", "--output", str(tmp_path / "ev")])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "pip install 'rlt-data[eval]'" in errors[0], result.output
