@@ -507,7 +507,8 @@ def _jsonl(rows: list[dict]) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    # "\n" only: U+2028/U+2029/U+0085 written raw by ensure_ascii=False are text inside a response
+    return [json.loads(line) for line in path.read_text("utf-8").split("\n") if line.strip()]
 
 
 def parameters(config: EvalConfig, bench: Benchmark, system_prompt: str | None) -> dict[str, Any]:

@@ -46,8 +46,8 @@ class Lock:
         self.path, self.what = Path(path), what
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv[:2]) or "python",
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self._mine = {"pid": os.getpid(), "host": socket.gethostname(), "pidns": _pid_namespace(),
+                      "command": " ".join(sys.argv[:2]) or "python", "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def holder(self) -> dict | None:
         try:
@@ -58,7 +58,8 @@ class Lock:
     def _stale(self, holder: dict | None) -> bool:
         if holder is None:  # unreadable (a writer killed between create and write): only its age tells
             return self._age() > STALE_S
-        if holder.get("host") == self._mine["host"]:
+        if holder.get("host") == self._mine["host"] and holder.get("pidns") == self._mine["pidns"]:
+            # its pid is checkable here (containers sharing a hostname have other pid namespaces)
             return holder.get("pid") == os.getpid() or not process_alive(int(holder.get("pid", 0)))
         return self._age() > STALE_S
 
@@ -67,6 +68,13 @@ class Lock:
             return time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return float("inf")
+
+    def live_holder(self) -> dict | None:
+        """The holder of a lock that is not stale (another process at work), else None."""
+        if not self.path.exists():
+            return None
+        holder = self.holder()
+        return None if self._stale(holder) else (holder or {})
 
     def acquire(self, wait_s: float = 0.0) -> "Lock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,15 +85,15 @@ class Lock:
             except FileExistsError:
                 holder = self.holder()
                 if self._stale(holder):
-                    log.warning("%s: taking over the lock of a process that is gone (%s)", self.what, _describe(holder))
+                    log.warning("%s: taking over the lock of a process that is gone (%s)", self.what, describe(holder))
                     self.path.unlink(missing_ok=True)
                     continue
-                other_host = holder is not None and holder.get("host") != self._mine["host"]
+                other_host = holder is not None and (holder.get("host"), holder.get("pidns")) != (self._mine["host"], self._mine["pidns"])
                 if other_host and time.monotonic() < deadline:  # its heartbeat decides: alive, or gone with its node
                     time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
                     continue
                 raise UserError(
-                    f"{self.what} is in use by {_describe(holder)}; wait for it to finish, or, if that process is gone, "
+                    f"{self.what} is in use by {describe(holder)}; wait for it to finish, or, if that process is gone, "
                     f"remove {self.path}"
                 ) from None
             with os.fdopen(fd, "w") as fh:
@@ -102,6 +110,8 @@ class Lock:
                 os.utime(self.path)
             except FileNotFoundError:
                 return
+            except OSError as exc:  # NFS hiccups (ESTALE, EIO): keep beating, the next touch may work
+                log.warning("%s: cannot refresh the lock (%s); retrying", self.what, exc)
 
     def release(self) -> None:
         self._stop.set()
@@ -118,7 +128,15 @@ class Lock:
         self.release()
 
 
-def _describe(holder: dict | None) -> str:
+def _pid_namespace() -> int | None:
+    """This process's pid namespace (Linux): pids are comparable only within one."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def describe(holder: dict | None) -> str:
     if not holder:
         return "another process"
     return f"`{holder.get('command', '?')}` (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"

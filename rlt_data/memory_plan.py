@@ -139,9 +139,10 @@ def shape_of(model: str) -> Shape:
             return Shape.from_config(model, json.loads(Path(cached).read_text()))
     except Exception:  # not a repo id: fall through to the names
         pass
-    for pattern, known in _NAME_PATTERNS:
-        if pattern.search(model):
-            return KNOWN_SHAPES[known]
+    if re.search(r"qwen|stratos|rlt", model, re.I):  # the recipes' Qwen2.5 family, and fine-tunes named after it
+        for pattern, known in _NAME_PATTERNS:
+            if pattern.search(model):
+                return KNOWN_SHAPES[known]
     raise UserError(
         f"no config.json for {model} (not a local folder, not in the Hub cache, not a known shape): "
         f"download its config or name a shape with --plan_teacher_shape / --plan_student_shape ({', '.join(KNOWN_SHAPES)})"
@@ -291,7 +292,7 @@ def grpo_plan(teacher: Shape, student: Shape, training_args: Any, reward_args: A
         sleep = bool(getattr(training_args, "vllm_enable_sleep_mode", False))
         held = ("generation",) if sleep else ("resident",)
         comps.append(Component("vLLM weights (bf16)", vllm_weights, held, f"/ tensor parallel {tp}"))
-        comps.append(Component("vLLM KV cache + profiling activations", reserved - vllm_weights, held,
+        comps.append(Component("vLLM KV cache + profiling activations", max(reserved - vllm_weights, 0), held,
                                f"vllm_gpu_memory_utilization {util} of the GPU"))
         if reserved <= vllm_weights + profile:
             warnings.append(f"vllm_gpu_memory_utilization {util} leaves no KV cache after vLLM's weights ({_gb(vllm_weights)})")

@@ -83,6 +83,12 @@ def check_params(found: Found) -> None:
     """Every shard made with the same generation and scoring parameters."""
     flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"],  # noqa: E731
                        "decontamination": (st.get("decontamination") or {}).get("params")}
+    from .pipeline import STATE_FORMAT
+
+    for shard, state in zip(found.shards, found.states):  # older chunks lack columns: they would merge as empty scores
+        if state.get("format") != STATE_FORMAT:
+            raise UserError(f"shard {shard.name} ({shard.run_root}) was written by an older rlt-data (run format {state.get('format')}, "
+                            f"this one reads {STATE_FORMAT}): rerun it with --overwrite")
     first = flat(found.states[0])
     for shard, state in zip(found.shards[1:], found.states[1:]):
         keys = changed_keys(flat(state), first)

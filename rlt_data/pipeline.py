@@ -100,9 +100,9 @@ def stage_tags(config: ScoringOptions, command: str, generation: dict) -> dict[s
     import hashlib
 
     tags = {}
-    for stage in stages_for(command):
-        params = generation if stage is stages_for(command)[0] else stage.params(config)
-        if stage is stages_for(command)[0] and decontamination_params(config) is not None:  # the rows generated depend on it
+    for k, stage in enumerate(stages_for(command)):
+        params = generation if k == 0 else stage.params(config)
+        if k == 0 and decontamination_params(config) is not None:  # the rows generated depend on it
             params = {**generation, "decontamination": decontamination_params(config)}
         text = json.dumps([command, generation, params], sort_keys=True, default=str)
         tags[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -302,7 +302,8 @@ def prepare(config: ScoringOptions, command: str) -> tuple[Prepared, dict]:
     (the same in every shard): the input's content and the first stage's options. Decontamination is
     not part of that identity: another --decontaminate redoes the stages within the same run."""
     with_explanation = command == "score"
-    loaded = _cached_input(config, with_explanation) or _load_rows(config, with_explanation=with_explanation)
+    cached = None if config.overwrite else _cached_input(config, with_explanation)  # --overwrite reads the input anew
+    loaded = cached or _load_rows(config, with_explanation=with_explanation)
     if not loaded.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(loaded.skipped)})")
     digest = sharding.rows_digest(loaded.rows)
@@ -314,8 +315,8 @@ def prepare(config: ScoringOptions, command: str) -> tuple[Prepared, dict]:
         rows = [{**r, "row_index": k} for k, r in enumerate(loaded.rows)]
         result = decontaminate.cached(RunStore(config.output).state_dir, decon, digest) or decontaminate.run_check(rows, decon)
         if not decon["keep_contaminated"]:
-            drop = {f["row_index"] for f in result["flagged"]}
-            rows = [r for r in rows if r["row_index"] not in drop]
+            drop = {f["id"] for f in result["flagged"]}  # by id: the cache holds for the rows as a set, in any order
+            rows = [r for r in rows if r["id"] not in drop]
             if not rows:
                 raise UserError(f"every row of {config.dataset} matches a benchmark problem ({', '.join(decon['benchmarks'])}); "
                                 "nothing is left to generate for")
@@ -388,6 +389,10 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
         log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", config.shard_index, count,
                  done["num_rows"], config.output)
         return None
+    if config.executor == "slurm" and config.submit:  # before anything is rewritten: not over jobs of this run
+        from .executors.slurm import refuse_queued
+
+        refuse_queued(config, command)
     with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
         store = check_run(config, command, prepared[1])
         store.clean_temp()

@@ -280,8 +280,26 @@ class RunStore:
         """A finalize started and did not finish (killed): data/ and the card may be of two selections."""
         return (self.state_dir / "finalizing").is_file()
 
+    def busy_shards(self) -> list[str]:
+        """Shards of this folder that a live process is working on (their lock is not stale)."""
+        from .locks import describe
+
+        locks = [self.state_dir / "shard.lock", *sorted((self.state_dir / "shards").glob("*/shard.lock"))]
+        busy = []
+        for path in locks:
+            holder = Lock(path, str(path.parent)).live_holder()
+            if holder is not None:
+                busy.append(f"{path.parent.name if path.parent != self.state_dir else 'the shard'} ({describe(holder)})")
+        return busy
+
     def wipe(self) -> None:
         """Remove everything a run writes (and nothing else) from the folder; the run's lock stays."""
+        busy = self.busy_shards()
+        if busy:
+            from .errors import UserError
+
+            raise UserError(f"{self.root} has shards at work ({'; '.join(busy[:3])}{', ...' if len(busy) > 3 else ''}): "
+                            "wait for them, or stop them (scancel, kill) before --overwrite")
         for name in (*SPLIT_FOLDERS.values(), "plots"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         for path in self.state_dir.iterdir() if self.state_dir.is_dir() else []:

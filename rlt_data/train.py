@@ -109,7 +109,13 @@ def refresh_hint(path: Path) -> str:
 
         cache = Path(datasets.config.HF_DATASETS_CACHE) / camelcase_to_snakecase(path.resolve().name)
         return f"Before loading it by name, remove {cache} (the datasets cache of every folder named {path.resolve().name!r})"
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in (state.get("selection") or {}).items() if v is not None]
+    flags = []
+    for key, value in (state.get("selection") or {}).items():
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):  # a switch: --ascending, or nothing
+            flags += [flag] if value else []
+        elif value is not None:
+            flags.append(f"{flag} {shlex.quote(str(value))}")
     if state.get("max_shard_size"):
         flags.append(f"--max-shard-size {state['max_shard_size']}")
     return "Rewrite the card: " + " ".join(["rlt-data select", shlex.quote(str(path)), *flags])

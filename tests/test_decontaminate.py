@@ -103,6 +103,19 @@ def test_generate_removes_planted_rows_and_counts_them(toy_models, files, tmp_pa
     assert {f["id"] for f in flagged} == removed
 
 
+def test_reordered_input_drops_the_same_rows(toy_models, files, tmp_path):
+    """The cached decontamination holds for the rows as a set: after the input is reordered (and
+    rerun with --overwrite, as the refusal says), the flagged rows are dropped by id, never by position."""
+    dataset, bench = files
+    assert _gen(toy_models, dataset, tmp_path / "run", *_decon(bench)).exit_code == 0
+    first = {r["id"] for r in read(tmp_path / "run" / "candidates")}
+    lines = dataset.read_text().splitlines()
+    dataset.write_text("\n".join(reversed(lines)) + "\n")
+    again = _gen(toy_models, dataset, tmp_path / "run", *_decon(bench), "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert {r["id"] for r in read(tmp_path / "run" / "candidates")} == first
+
+
 def test_card_warns_when_not_run(toy_models, tmp_path):
     dataset = write_toy_set(tmp_path / "set.jsonl", 4, 3)
     assert _gen(toy_models, dataset, tmp_path / "run").exit_code == 0

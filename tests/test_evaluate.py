@@ -306,3 +306,13 @@ def test_push_card_to_a_local_hub(toy_eval, tmp_path):
         assert done.returncode == 0, done.stderr
         assert hub.files("tester/student")["README.md"] == (model / "README.md").read_bytes()
         assert TOKEN not in done.stdout + done.stderr
+
+
+def test_results_with_unicode_line_separators_read_back(tmp_path):
+    """A response holding U+2028/U+2029/U+0085 (written raw, ensure_ascii=False) reads back whole on resume."""
+    from rlt_data.evaluate import _jsonl, _read_jsonl
+
+    rows = [{"responses": ["a\u2028b\u2029c\u0085d"], "correct": [True]}, {"responses": ["e"], "correct": [False]}]
+    path = tmp_path / "g.jsonl"
+    path.write_text(_jsonl(rows), "utf-8")
+    assert _read_jsonl(path) == rows

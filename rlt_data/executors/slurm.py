@@ -31,7 +31,7 @@ SCHEDULING = {"executor", "submit", "overwrite", "dry_run", "push_to_hub", "priv
 
 # Variables of the writer's environment the jobs get (and nothing else: no token travels). A push
 # from the merge job reads the token stored by `hf auth login` under HF_HOME.
-EXPORTED = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "HOME", "TMPDIR", "OMP_NUM_THREADS",
+EXPORTED = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "HOME", "OMP_NUM_THREADS",
             "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
             "TRANSFORMERS_OFFLINE", "VLLM_CPU_KVCACHE_SPACE", "VLLM_ENABLE_V1_MULTIPROCESSING")
 
@@ -49,7 +49,8 @@ def _quoted(value: Any) -> str:
 
 
 def _header(name: str, config: Any, logs: Path, extra: list[str], partition: str | None) -> list[str]:
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --chdir={_quoted(Path.cwd())}",
+    # a login shell: with --export=NONE, `module load ...` in --slurm-setup needs the site's profile
+    lines = ["#!/bin/bash -l", f"#SBATCH --job-name={name}", f"#SBATCH --chdir={_quoted(Path.cwd())}",
              f"#SBATCH --output={_quoted(f'{logs}/%x-%A_%a.out')}", "#SBATCH --open-mode=append", "#SBATCH --export=NONE"]
     if partition:
         lines.append(f"#SBATCH --partition={partition}")
@@ -93,7 +94,7 @@ def scripts(config: Any, command: str, folder: Path, environ: dict[str, str] | N
         "child=$!",
         "status=0",
         'while :; do wait "$child" && status=0 || status=$?; kill -0 "$child" 2>/dev/null || break; done  # a trap ends wait early',
-        'if [ "$stop" = 1 ]; then',
+        'if [ "$stop" = 1 ] && [ "$status" = 75 ]; then  # stopped as asked (not failed, not finished): resume later',
         '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
         "  exit 0",
         "fi",
@@ -141,10 +142,7 @@ def write_job(config: Any, command: str) -> Path:
         return folder
     if shutil.which("sbatch") is None:
         raise UserError(f"--submit needs sbatch on PATH (the jobs are written: {submit})")
-    running = queued_jobs(job_name(command, Path(config.output).resolve()))
-    if running:
-        raise UserError(f"jobs of this run are queued or running ({', '.join(running)}): submitting again would run every shard "
-                        "twice; wait for them, or scancel them first")
+    refuse_queued(config, command)
     done = subprocess.run(["bash", str(submit)], capture_output=True, text=True)
     if done.returncode != 0:
         text = (done.stderr or done.stdout).strip()
@@ -154,6 +152,14 @@ def write_job(config: Any, command: str) -> Path:
         raise UserError(f"sbatch failed: {last}")
     print(done.stdout.strip())
     return folder
+
+
+def refuse_queued(config: Any, command: str) -> None:
+    """One line when this run's shard jobs are queued or running: submitting again would run every shard twice."""
+    running = queued_jobs(job_name(command, Path(config.output).resolve()))
+    if running:
+        raise UserError(f"jobs of this run are queued or running ({', '.join(running)}): submitting again would run every shard "
+                        "twice; wait for them, or scancel them first")
 
 
 def queued_jobs(name: str) -> list[str]:
