@@ -13,6 +13,7 @@ import json
 import logging
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, decontaminate, protocol, sharding, sources
@@ -265,11 +266,15 @@ def _input_params(config: ScoringOptions, with_explanation: bool) -> dict[str, A
                                                     "with_explanation": with_explanation}
 
 
+def _local_input(config: ScoringOptions) -> bool:
+    return bool(config.dataset) and Path(config.dataset).expanduser().exists()
+
+
 def _cached_input(config: ScoringOptions, with_explanation: bool) -> sources.LoadedRows | None:
     import pyarrow.parquet as pq
 
     path = RunStore(config.output).state_dir / INPUT_FILE
-    if sharding.resolved(config.dataset) != config.dataset or not path.is_file():
+    if _local_input(config) or not path.is_file():
         return None  # a local file or folder: read it
     try:
         table = pq.read_table(path)
@@ -289,7 +294,7 @@ def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRo
 
     from .shards import write_parquet
 
-    if sharding.resolved(config.dataset) != config.dataset:
+    if _local_input(config):
         return
     label = {"params": _input_params(config, with_explanation), "skipped": dict(rows.skipped), "schema": rows.schema,
              "num_input_rows": rows.num_input_rows}

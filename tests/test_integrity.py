@@ -191,6 +191,7 @@ def test_chunk_label_records_rows_and_run(toy_models, reference, tmp_path):
     meta = pq.read_metadata(state / "generated" / "chunk-00000.parquet").metadata
     label = json.loads(meta[b"rlt_chunk"])
     assert label["rows"] == 6 and len(label["tag"]) == 16
+    assert not (state / "input.parquet").exists()  # a local dataset is read where it is, never copied into the run
 
 
 def test_interrupted_finalize_is_refused_by_push_and_repaired_by_select(toy_models, reference, tmp_path):

@@ -81,7 +81,8 @@ def test_a_card_that_does_not_describe_its_files_is_reported(tmp_path, caplog):
     (old / "README.md").write_text("\n".join(line for line in card.split("\n") if not line.startswith("  description: ")))
     with caplog.at_level(logging.WARNING, logger="rlt_data.train"):
         assert load_rows(DataArguments(dataset=str(old))).to_list() == read(old / "data")
-    assert "no content fingerprint" in caplog.text and f"Rewrite the card: rlt-data select {old} --keep best --top-k 1" in caplog.text
+    assert "no content fingerprint" in caplog.text and f"Rewrite the card: rlt-data select {old} --keep best" in caplog.text
+    assert "--top-k 1" in caplog.text and "--ascending" not in caplog.text  # the run's own selection; a switch only when on
     check_schemas(old)  # an older card is no reason to refuse a push
     hint = caplog.text.split("Rewrite the card: ")[1].split("\n")[0].split()
     assert invoke(*hint[1:]).exit_code == 0 and not card_mismatches(old)  # the command it gives rewrites the card
