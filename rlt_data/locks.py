@@ -81,7 +81,7 @@ class Lock:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create()
             except FileExistsError:
                 holder = self.holder()
                 if self._stale(holder):
@@ -96,13 +96,22 @@ class Lock:
                     f"{self.what} is in use by {describe(holder)}; wait for it to finish, or, if that process is gone, "
                     f"remove {self.path}"
                 ) from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self._mine, fh)
             break
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name="rlt-lock-heartbeat", daemon=True)
         self._thread.start()
         return self
+
+    def _create(self) -> None:
+        """The lock file appears whole or not at all: the holder is written to a temporary file that
+        is then hard-linked to the lock's name (which fails if it exists), so a kill between
+        creating and writing never leaves an empty lock that nobody can read."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self._mine), "utf-8")
+        try:
+            os.link(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
