@@ -414,8 +414,13 @@ def check_vllm(training_args: Any) -> None:
         )
 
 
-def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None, plan_args: Any = None):
-    """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`)."""
+def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: Any, reward_args: Any = None, plan_args: Any = None,
+                  reward_func: Any = None):
+    """The TRL trainer of ``phase`` over the teacher rows (and, for GRPO, its :class:`RLTReward`).
+
+    ``reward_func``: a TRL reward function ``f(prompts, completions, question, solution, **kw)`` used
+    in place of the RLT reward (controls: ``benchmarks/bench_teacher_rl.py``'s correctness and random
+    rewards); ``reward_args.student_model`` is then not loaded."""
     from datasets import Dataset
     from trl import GRPOTrainer, SFTTrainer, get_peft_config
 
@@ -437,6 +442,11 @@ def build_trainer(phase: str, data_args: Any, training_args: Any, model_args: An
                 model=model_args.model_name_or_path, args=training_args, train_dataset=Dataset.from_list(rows),
                 processing_class=tokenizer, peft_config=peft,
             )
+    if reward_func is not None:
+        rows = [grpo_example(tokenizer, r) for r in load_teacher_rows(data_args, with_explanation=False)]
+        with trainer_errors():
+            return GRPOTrainer(model=model_args.model_name_or_path, reward_funcs=[reward_func], args=training_args,
+                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft)
     if not reward_args.student_model:
         raise UserError("--student_model is required: the student whose log-probs make the reward")
     check_model_path(reward_args.student_model)
