@@ -29,7 +29,7 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
     """A finished run of ``shards`` shards (as ``generate --num-shards`` leaves it, before the merge)."""
 
     from rlt_data import __version__
-    from rlt_data.pipeline import STATE_FORMAT
+    from rlt_data.shards import STATE_FORMAT
     from rlt_data.stages.generate import Generate
     from rlt_data.sharding import shard_of
     from rlt_data.shards import RunStore

@@ -42,7 +42,8 @@ ARMS = {"reward": ("reward", True), "rsr": ("rsr", False), "student_lp": ("stude
 
 def candidate_pool(tmp: Path, train_q: list[dict], args, seed: int) -> list[dict]:
     """Generate and score with the toy models; every scored candidate with an end tag, with its step accuracy."""
-    from rlt_data import pipeline, toy
+    from rlt_data import pipeline
+    from rlt_data.testing import toy
     from rlt_data.config import GenerateConfig, build
     from rlt_data.shards import RunStore
 
@@ -96,7 +97,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from rlt_data import toy
+    from rlt_data.testing import toy
     from rlt_data.config import preset_values
     from rlt_data.testing import toy_training
 

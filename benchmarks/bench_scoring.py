@@ -41,7 +41,7 @@ def build(root: Path) -> str:
 
 
 def rows(n: int, long_tokens: int | None = None) -> list[dict]:
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     out = []
     for k, r in enumerate(toy.toy_rows(n, seed=11)):

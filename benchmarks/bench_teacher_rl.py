@@ -153,7 +153,7 @@ def kind(explanation: str, step_accuracy: float) -> str:
 
 
 def splits(args) -> dict[str, list[dict]]:
-    from rlt_data import toy
+    from rlt_data.testing import toy
     from rlt_data.config import preset_values
 
     sft_file = Path(preset_values("toy")["teacher"]).parent / "teacher_sft.jsonl"
@@ -267,7 +267,8 @@ def train_rl_teacher(arm: str, sft_dir: Path, out: Path, questions: str, reward_
 
 def sample(teacher: str, student: str, rows: list[dict], tmp: Path, args, seed: int) -> list[dict]:
     """``--samples`` explanations per question, scored with the RLT reward (rlt-data generate, --keep all)."""
-    from rlt_data import pipeline, toy
+    from rlt_data import pipeline
+    from rlt_data.testing import toy
     from rlt_data.config import GenerateConfig, build
     from rlt_data.shards import RunStore
 
@@ -386,7 +387,9 @@ def arm_job(seed: int, arm: str, args, root: Path, data: dict) -> dict:
         student = work / f"student-{arm}"
         shutil.rmtree(student, ignore_errors=True)
         shutil.copytree(root / "weak-student", student)
-        toy_training.train_causal_lm(student, toy_training.student_pairs(tok, rows), steps=args.student_steps, lr=args.student_lr, seed=seed)
+        if rows:  # a teacher with no valid sample leaves the weak student as it is
+            toy_training.train_causal_lm(student, toy_training.student_pairs(tok, rows), steps=args.student_steps,
+                                         lr=args.student_lr, seed=seed)
         acc = accuracy(str(student), data["eval"])
         shutil.rmtree(student, ignore_errors=True)
         record["students"][name] = {"accuracy": acc, **profile(picks)}
@@ -579,7 +582,7 @@ def parse(argv: list[str] | None = None):
     if args.smoke:
         args.seeds, args.sft_questions, args.sft_steps = [0], 16, 2
         args.rl_questions, args.rl_questions_per_step, args.generations, args.rl_steps = 2, 1, 2, 1
-        args.distill_questions, args.samples, args.weaken_steps, args.student_steps, args.eval, args.max_tokens = 4, 2, 1, 1, 4, 48
+        args.distill_questions, args.samples, args.weaken_steps, args.student_steps, args.eval = 4, 2, 1, 1, 4
     return args
 
 

@@ -82,7 +82,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from rlt_data import toy
+    from rlt_data.testing import toy
     from rlt_data.testing import toy_training
     from rlt_data.config import preset_values
 
@@ -123,7 +123,8 @@ def sample_arms(tmp: Path, train_q: list[dict], args, seed: int):
     """Generate with the toy teacher; per question the best, a random and the worst sample by reward."""
     import json
 
-    from rlt_data import pipeline, toy
+    from rlt_data import pipeline
+    from rlt_data.testing import toy
     from rlt_data.config import GenerateConfig, build
     from rlt_data.shards import RunStore
 

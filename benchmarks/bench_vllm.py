@@ -37,7 +37,8 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.config import PoolerConfig
 
-    from rlt_data import protocol, scoring, toy
+    from rlt_data import protocol, scoring
+    from rlt_data.testing import toy
     from rlt_data.stages.generate import Generate
     from rlt_data.backends import derive_seed
     from rlt_data.backends import vllm_backend as vb

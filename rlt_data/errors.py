@@ -5,6 +5,14 @@ class UserError(Exception):
     """Bad input (a missing path, an unparsable file, conflicting options...)."""
 
 
+class MissingColumn(UserError):
+    """An input set without a column the command needs (``what``: question, solution, explanation)."""
+
+    def __init__(self, message: str, what: str):
+        super().__init__(message)
+        self.what = what
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): for one-line errors."""
     text = str(exc).strip()

@@ -93,9 +93,9 @@ def _push_card(path: Path, repo_id: str, token: str | None, echo: Callable[[str]
             commit_message="Add evaluation results (rlt-data evaluate)",
         )
     except Exception as exc:
-        from .hub import _friendly
+        from .hub import friendly_hub_error
 
-        friendly = _friendly(exc, repo_id)
+        friendly = friendly_hub_error(exc, repo_id)
         if friendly is not None:
             raise friendly
         first = first_line(exc)

@@ -117,7 +117,7 @@ class EvalConfig:
     update_card: bool = False
     push_to_hub: str | None = None
     token: str | None = field(default=None, repr=False)  # never printed
-    # engine (the backends' options_from reads these)
+    # engine (engine_section makes the backends' EngineOptions of these)
     backend: str | None = None
     device: str = "auto"
     dtype: str = "auto"
@@ -165,7 +165,7 @@ class EvalConfig:
         for name in config.benchmarks:
             config.sampling(name)  # refuses temperature 0 with several samples, nan, ...
         if self.push_to_hub:
-            from .hub import check_repo_id
+            from .options import check_repo_id
 
             check_repo_id(self.push_to_hub, "--push-to-hub")
         config.output = self.output or str(Path("evals") / _model_slug(self.model))
@@ -537,12 +537,20 @@ def parameters(config: EvalConfig, bench: Benchmark, system_prompt: str | None) 
 # Generation
 
 
+def engine_section(config: EvalConfig):
+    """The engine section (``options.EngineOptions``) of an evaluation: all a backend receives."""
+    import dataclasses
+
+    from .options import EngineOptions
+
+    return EngineOptions(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EngineOptions) if hasattr(config, f.name)})
+
+
 def _open_generator(config: EvalConfig):
     from .backends import default_backend, load_backend
 
-    name = config.backend or default_backend()  # evaluate() has resolved it already
-    backend = load_backend(name)
-    return backend.Generator(config.model, backend.options_from(config)), name
+    backend = load_backend(config.backend or default_backend())  # evaluate() has resolved it already
+    return backend.Generator(config.model, backend.options_from(engine_section(config)))
 
 
 def render_prompts(tokenizer, items: list[Item], system_prompt: str | None) -> list[str]:
@@ -561,6 +569,7 @@ def render_prompts(tokenizer, items: list[Item], system_prompt: str | None) -> l
 
 def training_questions(source: str) -> list[str]:
     """The questions of a run folder (its ``data/`` shards) or of any dataset ``generate`` reads."""
+    from .models import is_local
     from .sources import FILE_SUFFIXES, load_rows
 
     path = Path(source).expanduser()
@@ -569,7 +578,7 @@ def training_questions(source: str) -> list[str]:
         import pyarrow.parquet as pq
 
         return [str(q) for f in shards for q in pq.read_table(f, columns=["question"]).column("question").to_pylist()]
-    if not path.exists() and (path.suffix in FILE_SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") > 1):
+    if not path.exists() and (path.suffix in FILE_SUFFIXES or is_local(source)):
         raise UserError(f"--training-data {source}: not found")
     try:
         return [row["question"] for row in load_rows(source).rows]
@@ -646,11 +655,10 @@ class _Session:
     def __init__(self, config: EvalConfig):
         self.config = config
         self.generator = None
-        self.backend = None
 
     def get(self):
         if self.generator is None:
-            self.generator, self.backend = _open_generator(self.config)
+            self.generator = _open_generator(self.config)
         return self.generator
 
     def close(self) -> None:

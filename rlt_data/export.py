@@ -120,7 +120,7 @@ def export(run_dir: str | Path, fmt: str, name: str = "rlt_data", hub_repo: str 
             raise UserError(f"run folder not found: {root}")
         return export_sdft(root, with_explanation)
     if hub_repo is not None:
-        from .hub import check_repo_id
+        from .options import check_repo_id
 
         check_repo_id(hub_repo, "--hub-repo")
     root = Path(run_dir)

@@ -1,7 +1,11 @@
 """``rlt-data push-to-hub``: publish a run folder as a Hugging Face dataset repository.
 
+Publishing only publishes: nothing here selects or rewrites the run. ``push-to-hub --allow-partial``
+first selects over the chunks scored so far (``merge.prepare_push``, at the command layer), then
+calls ``push``.
+
 Careful by default:
-- an incomplete run is refused (``allow_partial`` publishes the chunks that are done);
+- an incomplete run is refused (``allow_partial`` publishes the folder as its last selection left it);
 - every shard's schema is checked against the card's ``dataset_info`` before anything is sent;
 - files already on the Hub with the same content are skipped (LFS sha256 or git blob sha1), and
   LFS blobs uploaded by an interrupted run are not sent again (the LFS batch API knows them);
@@ -19,29 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import PushOptions
 from .errors import UserError, first_line
+from .options import PushOptions, check_endpoint, check_repo_id  # noqa: F401 (check_repo_id: callers may reach it here)
 from .shards import SPLIT_FOLDERS, RunStore
-
-
-def check_repo_id(repo_id: str, flag: str) -> None:
-    """``user/name`` (or ``name``) as the Hub spells repo ids; checked before any network call."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise UserError(f"{flag}: {repo_id!r} is not a Hub repo id (user/name, with letters, digits, '-', '_' and '.')") from None
-
-
-def check_endpoint(endpoint: str | None) -> None:
-    from urllib.parse import urlparse
-
-    if endpoint is None:
-        return
-    url = urlparse(endpoint)
-    if url.scheme not in ("http", "https") or not url.netloc or " " in endpoint:
-        raise UserError(f"--endpoint: {endpoint!r} is not an http(s) URL, e.g. https://huggingface.co")
 
 
 @dataclass
@@ -105,7 +89,8 @@ def _status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _friendly(exc: BaseException, repo_id: str) -> UserError | None:
+def friendly_hub_error(exc: BaseException, repo_id: str) -> UserError | None:
+    """The one-line error for a Hub answer the user can act on (401, 403, 404, missing revision); None otherwise."""
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     status = _status(exc)
@@ -132,7 +117,7 @@ def _retrying(fn: Callable, retries: int, what: str, repo_id: str, log: Callable
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below
-            friendly = _friendly(exc, repo_id)
+            friendly = friendly_hub_error(exc, repo_id)
             if friendly is not None:
                 raise friendly from None
             status = _status(exc)
@@ -161,90 +146,127 @@ def _remote_state(api, opts: PushOptions, revision: str) -> dict[str, tuple[str 
     return out
 
 
-def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = print) -> dict:
-    """Upload a run folder; returns what was uploaded, skipped and deleted."""
+@dataclass
+class Commit:
+    add: list[LocalFile]
+    delete: list[str]  # paths in the repo
+
+
+@dataclass
+class CommitPlan:
+    """What a push sends: ``commits`` in order (the card in the last one, with the deletions)."""
+
+    commits: list[Commit]
+    upload: list[LocalFile]  # local files not on the Hub with the same content, in ``local_files`` order
+    skip: list[LocalFile]  # already there
+    delete: list[str]  # remote shards this run does not have
+
+
+def plan_commits(files: list[LocalFile], remote: dict[str, tuple[str | None, str]], opts: PushOptions) -> CommitPlan:
+    """Which files go up in which commit (no network): ``files`` from ``local_files``, ``remote`` as
+    ``_remote_state`` lists the branch; ``opts.files_per_commit`` and ``opts.create_pr`` shape the commits."""
+    upload, skip = [], []
+    for f in files:
+        lfs_sha, git_sha = remote.get(f.path_in_repo, (None, None))
+        (skip if f.sha256 == lfs_sha or f.git_sha1 == git_sha else upload).append(f)
+    local_paths = {f.path_in_repo for f in files}
+    stale = sorted(p for p in remote if p.split("/")[0] in SPLIT_FOLDERS.values() and p.endswith(".parquet") and p not in local_paths)
+    shards = [f for f in upload if f.path_in_repo != "README.md"]
+    card = [f for f in upload if f.path_in_repo == "README.md"]
+    if opts.create_pr:  # a pull request is one commit
+        batches = [[*shards, *card]]
+    else:
+        size = max(1, opts.files_per_commit)
+        batches = [shards[i : i + size] for i in range(0, len(shards), size)] + [card]
+    batches = [b for b in batches if b] or ([[]] if stale else [])
+    commits = [Commit(batch, stale if k == len(batches) - 1 else []) for k, batch in enumerate(batches)]  # stale shards go with the card
+    return CommitPlan(commits, upload, skip, stale)
+
+
+def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = print,
+         scored: tuple[int, int] | None = None) -> dict:
+    """Upload a run folder as it is; returns what was uploaded, skipped and deleted.
+
+    An incomplete run is refused unless ``opts.allow_partial``; ``scored``: its (chunks scored, chunks)
+    for that refusal, counted by the caller (``merge.prepare_push``)."""
     opts.validate()
     root = Path(root)
     store = RunStore(root)
     if store.read_state() is None:
         raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
     with store.lock():  # nothing rewrites the folder while it is read and sent
-        return _push(root, store, opts, echo)
+        return _push(root, store, opts, echo, scored)
 
 
-def _push(root: Path, store: RunStore, opts: PushOptions, echo: Callable[[str], None]) -> dict:
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
+def _check_publishable(root: Path, store: RunStore, opts: PushOptions, scored: tuple[int, int] | None) -> None:
     state = store.read_state()
     if state is None:
         raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
     if store.finalizing():
         raise UserError(f"{root}: a rewrite of its published files was interrupted (data/ and the card may come from two "
                         "selections): rerun the command that was writing it (generate, score, select or merge), then push")
-    if not state.get("complete"):
-        if not opts.allow_partial:
-            from .merge import progress
-
-            done, total = progress(store, state)
-            raise UserError(
-                f"{root} is incomplete ({done} of {total} chunks scored): rerun the command that made it, "
-                "or pass --allow-partial to publish what is done"
-            )
-        from .merge import finalize_partial
-
-        finalize_partial(root)
+    if not state.get("complete") and not opts.allow_partial:
+        counts = f" ({scored[0]} of {scored[1]} chunks scored)" if scored is not None else ""
+        raise UserError(
+            f"{root} is incomplete{counts}: rerun the command that made it, "
+            "or pass --allow-partial to publish what is done"
+        )
     check_schemas(root)
+
+
+def _push(root: Path, store: RunStore, opts: PushOptions, echo: Callable[[str], None], scored: tuple[int, int] | None) -> dict:
+    from huggingface_hub import HfApi
+
+    _check_publishable(root, store, opts, scored)
     files = local_files(root)
     revision = opts.revision or "main"
+    if opts.dry_run:
+        _dry_run(files, opts, revision, echo)
+        return {"uploaded": [], "skipped": [], "deleted": [], "dry_run": True}
+
     api = HfApi(endpoint=opts.endpoint, token=opts.token)
 
     def call(fn, what):
         return _retrying(fn, opts.max_retries, what, opts.repo_id, echo)
 
-    if opts.dry_run:
-        echo(f"[dry-run] create dataset repo {opts.repo_id} if missing ({'private' if opts.private else 'public'})")
-        if revision != "main":
-            echo(f"[dry-run] create branch {revision} if missing")
-        for f in files:
-            echo(f"[dry-run] upload {f.path_in_repo} ({f.size:,} bytes) unless the same file is already there")
-        echo(f"[dry-run] delete remote shards under {', '.join(f + '/' for f in SPLIT_FOLDERS.values())} that this run does not have")
-        echo(f"[dry-run] commit(s) of at most {opts.files_per_commit} files to {revision}{' as a pull request' if opts.create_pr else ''}, README.md last")
-        return {"uploaded": [], "skipped": [], "deleted": [], "dry_run": True}
-
     call(lambda: api.create_repo(opts.repo_id, repo_type="dataset", private=opts.private, exist_ok=True), "create repo")
     if revision != "main":
         call(lambda: api.create_branch(opts.repo_id, repo_type="dataset", branch=revision, exist_ok=True), "create branch")
     remote = call(lambda: _remote_state(api, opts, revision), "list remote files")
-    todo, skipped = [], []
+    plan = plan_commits(files, remote, opts)
+    pr_url = _commit(api, plan, opts, revision, call, echo)
+    result = {"uploaded": [f.path_in_repo for f in plan.upload], "skipped": [f.path_in_repo for f in plan.skip],
+              "deleted": plan.delete, "pr_url": pr_url}
+    base = (opts.endpoint or "https://huggingface.co").rstrip("/")
+    echo(f"{opts.repo_id}: {len(plan.upload)} file(s) uploaded, {len(plan.skip)} already there, {len(plan.delete)} stale removed")
+    echo(pr_url or f"{base}/datasets/{opts.repo_id}" + (f"/tree/{revision}" if revision != "main" else ""))
+    return result
+
+
+def _dry_run(files: list[LocalFile], opts: PushOptions, revision: str, echo: Callable[[str], None]) -> None:
+    echo(f"[dry-run] create dataset repo {opts.repo_id} if missing ({'private' if opts.private else 'public'})")
+    if revision != "main":
+        echo(f"[dry-run] create branch {revision} if missing")
     for f in files:
-        lfs_sha, git_sha = remote.get(f.path_in_repo, (None, None))
-        (skipped if f.sha256 == lfs_sha or f.git_sha1 == git_sha else todo).append(f)
-    local_paths = {f.path_in_repo for f in files}
-    stale = sorted(p for p in remote if p.split("/")[0] in SPLIT_FOLDERS.values() and p.endswith(".parquet") and p not in local_paths)
-    shards = [f for f in todo if f.path_in_repo != "README.md"]
-    card = [f for f in todo if f.path_in_repo == "README.md"]
-    deletes = [CommitOperationDelete(path_in_repo=p) for p in stale]
-    if opts.create_pr:  # a pull request is one commit
-        batches = [[*shards, *card]]
-    else:
-        size = max(1, opts.files_per_commit)
-        batches = [shards[i : i + size] for i in range(0, len(shards), size)] + [card]
-    batches = [b for b in batches if b] or ([[]] if deletes else [])
-    pr_url = None
-    for k, batch in enumerate(batches):
-        operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local)) for f in batch]
-        if k == len(batches) - 1:
-            operations += deletes  # stale shards go with the card, in the last commit
-        message = opts.commit_message if len(batches) == 1 else f"{opts.commit_message} ({k + 1}/{len(batches)})"
+        echo(f"[dry-run] upload {f.path_in_repo} ({f.size:,} bytes) unless the same file is already there")
+    echo(f"[dry-run] delete remote shards under {', '.join(f + '/' for f in SPLIT_FOLDERS.values())} that this run does not have")
+    echo(f"[dry-run] commit(s) of at most {opts.files_per_commit} files to {revision}{' as a pull request' if opts.create_pr else ''}, README.md last")
+
+
+def _commit(api, plan: CommitPlan, opts: PushOptions, revision: str, call: Callable, echo: Callable[[str], None]) -> str | None:
+    """The commit loop: one ``create_commit`` per planned commit, in order; the pull request's URL, if any."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    pr_url, n = None, len(plan.commits)
+    for k, commit in enumerate(plan.commits):
+        operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local)) for f in commit.add]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in commit.delete]
+        message = opts.commit_message if n == 1 else f"{opts.commit_message} ({k + 1}/{n})"
         info = call(
             lambda: api.create_commit(opts.repo_id, operations, commit_message=message, repo_type="dataset",
                                       revision=revision, create_pr=opts.create_pr),
-            f"commit {k + 1}/{len(batches)}",
+            f"commit {k + 1}/{n}",
         )
         pr_url = getattr(info, "pr_url", None) or pr_url
-        echo(f"committed {len(batch)} file(s){f' and {len(deletes)} deletion(s)' if k == len(batches) - 1 and deletes else ''} ({k + 1}/{len(batches)})")
-    result = {"uploaded": [f.path_in_repo for f in todo], "skipped": [f.path_in_repo for f in skipped], "deleted": stale, "pr_url": pr_url}
-    base = (opts.endpoint or "https://huggingface.co").rstrip("/")
-    echo(f"{opts.repo_id}: {len(todo)} file(s) uploaded, {len(skipped)} already there, {len(stale)} stale removed")
-    echo(pr_url or f"{base}/datasets/{opts.repo_id}" + (f"/tree/{revision}" if revision != "main" else ""))
-    return result
+        echo(f"committed {len(commit.add)} file(s){f' and {len(commit.delete)} deletion(s)' if commit.delete else ''} ({k + 1}/{n})")
+    return pr_url

@@ -23,10 +23,11 @@ import pyarrow.parquet as pq
 
 from . import protocol, selection
 from .records import ShareGPTRow, TrainingRow, row
-from .config import SelectOptions, parse_size
+from .config import SelectOptions
+from .options import SelectionOptions, parse_size, section
 from .errors import UserError, first_line
 from .sharding import changed_keys
-from .shards import CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, RunStore, ShardStore
+from .shards import CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
 
 # what selection reads of a candidate (the explanation only as "empty or not")
 SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
@@ -83,8 +84,6 @@ def check_params(found: Found) -> None:
     """Every shard made with the same generation and scoring parameters."""
     flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"],  # noqa: E731
                        "decontamination": (st.get("decontamination") or {}).get("params")}
-    from .pipeline import STATE_FORMAT
-
     for shard, state in zip(found.shards, found.states):  # older chunks lack columns: they would merge as empty scores
         if state.get("format") != STATE_FORMAT:
             raise UserError(f"shard {shard.name} ({shard.run_root}) was written by an older rlt-data (run format {state.get('format')}, "
@@ -214,18 +213,18 @@ class _Totals:
 
 # -- the merge ------------------------------------------------------------------------------------
 def merge(output: RunStore, sources: list[RunStore], count: int | None, options: SelectOptions,
-          extra_card: dict[str, Any] | None = None, partial: bool = False) -> dict[str, Any]:
+          partial: bool = False) -> dict[str, Any]:
     """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json.
     ``options``: anything with the selection options and ``max_shard_size`` (a command's config)."""
-    return _merge(output, sources, find_shards(sources, count, partial), options, extra_card, partial)
+    return _merge(output, sources, find_shards(sources, count, partial), options, partial)
 
 
 def _merge(output: RunStore, sources: list[RunStore], found: Found, options: SelectOptions,
-           extra_card: dict[str, Any] | None, partial: bool) -> dict[str, Any]:
+           partial: bool) -> dict[str, Any]:
     from . import card
 
     check_params(found)
-    sel, max_bytes = options.selection(), parse_size(options.max_shard_size)
+    sel, max_bytes = section(options, SelectionOptions), parse_size(options.max_shard_size)
     count, shards, states, finished = found.count, found.shards, found.states, found.finished
     done, total_chunks = scored_chunks(shards, states)
     if not any(done):
@@ -301,7 +300,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
         "shard_sources": ["." if Path(src.root).resolve() == Path(output.root).resolve() else str(Path(src.root).resolve()) for src in sources],
         "complete": complete, "selection": asdict(sel), "max_shard_size": options.max_shard_size, "summary": summary,
         "options": recorded,
-        "card_extra": extra_card or {"backend": first.get("backend")},
+        "card_extra": {"backend": first.get("backend")},
         "rlt_data_version": first["rlt_data_version"],
     }
     card.write_card(output, state, schemas)
@@ -347,7 +346,7 @@ def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any
     values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.__dataclass_fields__})
     options = SelectOptions(**values)
     options.validate()
-    return _merge(target, sources, found, options, None, partial)
+    return _merge(target, sources, found, options, partial)
 
 
 def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:
@@ -368,8 +367,6 @@ def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
     store, state = _state(output)
     options = SelectOptions(**{"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}})
     options.validate()
-    from .pipeline import STATE_FORMAT
-
     if state.get("format") != STATE_FORMAT:  # older chunks lack score columns (format 4: rsr, rsr_turn, ...)
         raise UserError(f"{store.root} was written by an older rlt-data (run format {state.get('format')}): its candidates lack "
                         "this version's score columns; rerun its generate or score command with --overwrite to rescore it")
@@ -382,3 +379,22 @@ def finalize_partial(output: str | Path) -> dict[str, Any]:
     store, state = _state(output)
     options = SelectOptions(**state["selection"], max_shard_size=state["max_shard_size"])
     return merge(store, run_sources(store, state), state["num_shards"], options, partial=True)
+
+
+def prepare_push(output: str | Path, allow_partial: bool) -> tuple[int, int] | None:
+    """``push-to-hub``'s command layer, before ``hub.push``: for an incomplete run, its (chunks scored,
+    chunks) counted on disk now, the numbers of push's refusal; with ``allow_partial``, the run is first
+    selected over the chunks scored so far (``finalize_partial``) and None is returned. Nothing is done
+    for a complete run, a folder that is no run, or one whose last rewrite was interrupted: push
+    publishes the first and refuses the others."""
+    store = RunStore(output)
+    state = store.read_state()
+    if state is None or state.get("complete") or store.finalizing():
+        return None
+    if not allow_partial:
+        return progress(store, state)
+    with store.lock():  # not beside a run writing this folder; released before push takes it
+        state = store.read_state()
+        if state is not None and not state.get("complete") and not store.finalizing():
+            finalize_partial(output)
+    return None

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import UserError, first_line
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_DRIVE = re.compile(r"^[A-Za-z]:[/\\]")
 
 
-def _looks_local(model: str) -> bool:
-    """A path rather than a Hub id: it starts like one, has more than one slash, exists, or its first
-    part is a folder here (``outputs/my-teacher`` before training wrote it)."""
-    path = Path(model).expanduser()
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or path.exists() or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
+def is_local(ref: str) -> bool:
+    """Whether a model or data set reference names a local path rather than a Hub id (``ORG/NAME``
+    or ``NAME``): it exists here, or it is spelled as no Hub id is: it starts with ``.``, ``/``,
+    ``~``, ``\\`` or a drive (``C:\\``), or has more than one slash. A local path that does not
+    exist is then "not found", not a Hub error. Callers add what their kind of reference allows:
+    a data file's suffix (``sources``, ``card``), a folder here (``_local_model``)."""
+    return ref.startswith((".", "/", "~", "\\")) or bool(_DRIVE.match(ref)) or ref.count("/") > 1 or Path(ref).expanduser().exists()
+
+
+def _local_model(model: str) -> bool:
+    """``is_local``, or ``ORG/NAME`` whose first part is a folder here: a model folder a later step
+    writes (``outputs/my-teacher`` before training wrote it)."""
+    parts = Path(model).expanduser().parts
+    return is_local(model) or (len(parts) > 1 and Path(parts[0]).is_dir())
 
 
 def check_model_path(model: str) -> None:
     path = Path(model).expanduser()
-    if _looks_local(model) and not path.exists():
+    if _local_model(model) and not path.exists():
         raise UserError(f"model not found: {model} (no such folder here; a Hub id has the form ORG/NAME)")
     if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(f"{model} has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}): save the tokenizer beside the "
@@ -47,7 +58,7 @@ def load_tokenizer(model: str, revision: str | None = None):
 
     check_model_path(model)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if _local_model(model) else model, revision=revision)
     except Exception as exc:
         first = first_line(exc)
         raise UserError(f"cannot load the tokenizer of {model}: {first}")
@@ -95,7 +106,7 @@ def load_causal_lm(model: str, device: str = "auto", dtype: str = "auto"):
     device = resolve_device(device)
     try:
         lm = AutoModelForCausalLM.from_pretrained(
-            str(Path(model).expanduser()) if _looks_local(model) else model, dtype=resolve_dtype(dtype, device)
+            str(Path(model).expanduser()) if _local_model(model) else model, dtype=resolve_dtype(dtype, device)
         )
     except UserError:
         raise
@@ -110,7 +121,7 @@ def eos_token_ids(model: str, tokenizer) -> list[int]:
     from transformers import GenerationConfig
 
     try:
-        ids = GenerationConfig.from_pretrained(str(Path(model).expanduser()) if _looks_local(model) else model).eos_token_id
+        ids = GenerationConfig.from_pretrained(str(Path(model).expanduser()) if _local_model(model) else model).eos_token_id
     except Exception:  # no generation_config.json
         ids = None
     ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))

@@ -3,8 +3,10 @@
 A run is ``N`` shards (``--num-shards``, 1 by default; ``sharding.py``). Each shard works chunk
 by chunk and writes one file per finished chunk and stage (``shards.ShardStore``); a rerun skips
 what is done. Each model is loaded only while its stage has work, and freed before the next one
-loads, so one GPU holds one model at a time. Executors (``executors/``) run the shards here, in
-local processes or on Ray; ``merge.py`` selects over them and writes the dataset and its card.
+loads, so one GPU holds one model at a time. The driver (``generate``/``score``) prepares the
+input once, hands the shards to an executor (``executors/``: here, replica processes, Ray or
+Slurm, each starting ``worker.py``'s entry or the ``--shard-index`` command), then ``merge.py``
+selects over them and writes the dataset and its card.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, decontaminate, protocol, sharding, sources
+from . import __version__, decontaminate, merge, protocol, sharding, sources
 from .backends import load_backend
-from .config import GenerateConfig, ScoreConfig, ScoringOptions, by_section
+from .config import GenerateConfig, ScoreConfig, ScoringOptions
 from .errors import UserError
+from .executors import ShardJob, Worker, executor, to_spec
+from .executors.slurm import refuse_queued
 from .locks import STALE_S
-from .shards import SPLIT_FOLDERS, RunStore, ShardStore
+from .models import is_local
+from .options import SelectionOptions, by_section, section
+from .shards import SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
 from .stages import stages_for
 
 log = logging.getLogger("rlt_data")
-
-STATE_FORMAT = 4  # 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks; 4: rsr columns
-
 
 @dataclass
 class Prepared(sources.LoadedRows):
@@ -49,7 +52,7 @@ def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
 
 def _backend_options(config: ScoringOptions, role: str):
     module = load_backend(config.backend_for(role))
-    return module, module.options_from(config)
+    return module, module.options_from(config.engine())
 
 
 def backend_names(config: ScoringOptions, command: str) -> str:
@@ -199,7 +202,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
         "schema": rows.schema,
         "options": _recorded_options(config),  # every option, by section (run.json and the card show them so)
         # what the merge uses unless it is told otherwise
-        "selection": asdict(config.selection()),
+        "selection": asdict(section(config, SelectionOptions)),
         "max_shard_size": config.max_shard_size,
         "backend": backend_names(config, command),
         "rlt_data_version": __version__,
@@ -267,7 +270,7 @@ def _input_params(config: ScoringOptions, with_explanation: bool) -> dict[str, A
 
 
 def _local_input(config: ScoringOptions) -> bool:
-    return bool(config.dataset) and Path(config.dataset).expanduser().exists()
+    return bool(config.dataset) and is_local(config.dataset)
 
 
 def _cached_input(config: ScoringOptions, with_explanation: bool) -> sources.LoadedRows | None:
@@ -302,12 +305,15 @@ def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRo
     write_parquet(store.state_dir / INPUT_FILE, table)
 
 
-def prepare(config: ScoringOptions, command: str) -> tuple[Prepared, dict]:
+def prepare(config: ScoringOptions, command: str, input_ready: bool = False) -> tuple[Prepared, dict]:
     """The rows to work on (decontaminated), and the parameters that identify the run's generations
     (the same in every shard): the input's content and the first stage's options. Decontamination is
-    not part of that identity: another --decontaminate redoes the stages within the same run."""
+    not part of that identity: another --decontaminate redoes the stages within the same run.
+    ``input_ready``: a worker of a driver that has just written ``.rlt/input.parquet`` (read it even
+    under --overwrite)."""
     with_explanation = command == "score"
-    cached = None if config.overwrite else _cached_input(config, with_explanation)  # --overwrite reads the input anew
+    fresh = config.overwrite and not input_ready  # the driver's --overwrite reads the input anew
+    cached = None if fresh else _cached_input(config, with_explanation)
     loaded = cached or _load_rows(config, with_explanation=with_explanation)
     if not loaded.rows:
         raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(loaded.skipped)})")
@@ -381,10 +387,22 @@ def stop_on_sigusr1():
         STOP.clear()
 
 
+WORKER = "rlt_data.worker:run_shard"  # a shard in another process: a Ray task, a replica (python -m rlt_data.worker)
+
+
+def shard_job(config: ScoringOptions, command: str, prepared: tuple[Prepared, dict], count: int) -> ShardJob:
+    """What an executor is given: the run's options as plain data, the shards not finished with
+    these parameters, and each shard's chunks with the stages whose chunk files show progress."""
+    rows, generation = prepared
+    store = RunStore(config.output)
+    todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, generation)]
+    chunks = [len(_chunks(own_rows(rows.rows, i, count), config.chunk_size)) for i in range(count)]
+    stages = [s.name for s in stages_for(command) if s.role is not None and (s.name != "teacher" or config.reward().needs_teacher)]
+    return ShardJob(spec=to_spec(config, command), count=count, todo=todo, chunks=chunks, stages=stages)
+
+
 def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     """The command: one shard (``--shard-index``), or every shard through the executor, then the merge."""
-    from . import merge
-
     prepared = prepare(config, command)
     for role in ("generate", "score"):
         load_backend(config.backend_for(role))  # fail early, with one line, if a backend cannot load
@@ -395,25 +413,19 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
                  done["num_rows"], config.output)
         return None
     if config.executor == "slurm" and config.submit:  # before anything is rewritten: not over jobs of this run
-        from .executors.slurm import refuse_queued
-
         refuse_queued(config, command)
+    rows, generation = prepared
     with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
-        store = check_run(config, command, prepared[1])
+        store = check_run(config, command, generation)
         store.clean_temp()
-        _cache_input(store, config, prepared[0].input or prepared[0], with_explanation=command == "score")
-        if prepared[0].decontamination is not None:  # shard processes and jobs read it instead of loading the benchmarks
-            decontaminate.write_cache(store.state_dir, prepared[0].decontamination, prepared[0].rows_digest)
-        if config.executor == "ray":
-            from .executors.ray import run_shards
-        elif config.executor == "slurm":
-            from .executors.slurm import write_job
-
-            write_job(config, command)
-            return None
-        else:
-            from .executors.local import run_shards
-        run_shards(config, command, count, prepared)
+        # every worker (replica, Ray task, Slurm job) reads the rows prepared here: the file for a Hub split
+        _cache_input(store, config, rows.input or rows, with_explanation=command == "score")
+        if rows.decontamination is not None:  # shard processes and jobs read it instead of loading the benchmarks
+            decontaminate.write_cache(store.state_dir, rows.decontamination, rows.rows_digest)
+        job = shard_job(config, command, prepared, count)
+        worker = Worker(here=lambda index: run_shard(config, command, index, count, prepared), entry=WORKER)
+        if not executor(config.executor)(config, job, worker):
+            return None  # a scheduler runs the shards, and the merge after them
         return merge.merge(store, [store], count, config)
 
 

@@ -42,7 +42,7 @@ def histogram(path: Path, title: str, xlabel: str, everything: list[float], kept
     x0, x1, y0, y1 = _L, _W - _R, _H - _B, _T
     sx = lambda x: x0 + (x - lo) / (hi - lo) * (x1 - x0)  # noqa: E731
     sy = lambda c: y0 - c / top * (y0 - y1)  # noqa: E731
-    for (label, color), count in zip(_SERIES, counts):
+    for (_, color), count in zip(_SERIES, counts):
         for k, c in enumerate(count):
             if c:
                 draw.rectangle([sx(edges[k]) + 1, sy(c), sx(edges[k + 1]) - 1, y0], fill=color)

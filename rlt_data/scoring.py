@@ -80,15 +80,17 @@ class Tokenized:
     turn: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the assistant content (student context)
 
 
-def span_tokens(offsets: list[tuple[int, int]], span: tuple[int, int]) -> np.ndarray:
-    """Indices of the tokens whose characters lie entirely inside ``span``."""
+def span_tokens(offsets: list[tuple[int, int]] | np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    """Indices of the tokens whose characters lie entirely inside ``span`` (``offsets``: one
+    ``(start, end)`` per token)."""
     start, end = span
-    return np.array([i for i, (s, e) in enumerate(offsets) if s >= start and e <= end], dtype=np.int64)
+    bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return np.flatnonzero((bounds[:, 0] >= start) & (bounds[:, 1] <= end)).astype(np.int64)
 
 
 def tokenize_context(tokenizer: Any, context: protocol.ScoringContext) -> Tokenized:
     enc = tokenizer(context.text, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     think = span_tokens(offsets, context.think)
     solution = span_tokens(offsets, context.solution) if context.solution else np.zeros(0, dtype=np.int64)
     turn = np.zeros(0, dtype=np.int64)

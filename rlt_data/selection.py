@@ -22,16 +22,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from .config import SelectionOptions
+from .options import SelectionOptions
 
 STATUSES = (
     "kept", "not_best", "below_threshold", "too_long", "think_token_mismatch",
     "empty_explanation", "format_error", "truncated",
 )
-
-
-# The options (keep, top_k, min_reward, max_student_tokens, keep_by, ascending) are declared once, in config.py.
-SelectionConfig = SelectionOptions
 
 
 def rankable_columns() -> tuple[dict[str, str], set[str]]:
@@ -69,7 +65,7 @@ def describe(selection: dict) -> str:
     return rule + (f"; {', '.join(extra)}" if extra else "")
 
 
-def invalid_reason(c: dict, config: SelectionConfig) -> str | None:
+def invalid_reason(c: dict, config: SelectionOptions) -> str | None:
     if c["truncated"]:
         return "truncated"
     if not c["has_end_tag"]:
@@ -85,7 +81,7 @@ def invalid_reason(c: dict, config: SelectionConfig) -> str | None:
     return None
 
 
-def select(candidates: list[dict], config: SelectionConfig) -> list[str]:
+def select(candidates: list[dict], config: SelectionOptions) -> list[str]:
     """The status of each candidate, in the input order."""
     statuses: list[str] = [""] * len(candidates)
     valid: dict[str, list[int]] = defaultdict(list)

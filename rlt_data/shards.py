@@ -31,6 +31,7 @@ from .locks import Lock
 from .records import Candidate, Mismatch, Position, Scores, ShareGPTRow, Status, TeacherThink, TrainingRow, fields, schema
 
 STATE_DIR = ".rlt"
+STATE_FORMAT = 4  # of run.json and shard.json: 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks; 4: rsr columns
 STAGES = ("generated", "teacher", "scored")
 
 # Every schema is derived from the typed records (records.py): a column is declared once.
@@ -263,9 +264,6 @@ class RunStore:
 
     def write_state(self, state: dict[str, Any]) -> None:
         write_json(self.state_dir / "run.json", state)
-
-    def exists(self) -> bool:
-        return (self.state_dir / "run.json").is_file()
 
     # -- finalize: data/, sharegpt/, candidates/, plots, card and run.json rewritten as one --------
     def begin_finalize(self) -> None:

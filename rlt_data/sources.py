@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import protocol
-from .errors import UserError, first_line
+from .errors import MissingColumn, UserError, first_line
+from .models import is_local
 
 QUESTION_COLUMNS = ("question", "problem", "prompt")
 SOLUTION_COLUMNS = ("solution",)
@@ -88,7 +89,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     except UserError:
         raise
     except Exception as exc:  # any parse failure is the user's input, not a bug
-        raise UserError(f"cannot parse {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise UserError(f"cannot parse {path}: {type(exc).__name__}" + (f": {first_line(exc)}" if str(exc).strip() else ""))
 
 
 def read_records(dataset: str, split: str = "train", subset: str | None = None, revision: str | None = None) -> list[dict]:
@@ -101,7 +102,7 @@ def read_records(dataset: str, split: str = "train", subset: str | None = None, 
         if not all(isinstance(r, dict) for r in records):
             raise UserError(f"{dataset}: every record must be a JSON object")
         return records
-    if path.suffix in FILE_SUFFIXES or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+    if path.suffix in FILE_SUFFIXES or is_local(dataset):
         raise UserError(f"dataset not found: {dataset}")
     import datasets
 
@@ -174,12 +175,12 @@ def detect_schema(columns: Iterable[str], question_column: str | None, solution_
 def _pick(columns: set[str], override: str | None, candidates: tuple[str, ...], what: str) -> str:
     if override:
         if override not in columns:
-            raise UserError(f"{what} column {override!r} not found; saw columns {sorted(columns)}")
+            raise MissingColumn(f"{what} column {override!r} not found; saw columns {sorted(columns)}", what)
         return override
     for name in candidates:
         if name in columns:
             return name
-    raise UserError(f"no {what} column (one of {list(candidates)}); saw columns {sorted(columns)}")
+    raise MissingColumn(f"no {what} column (one of {list(candidates)}); saw columns {sorted(columns)}", what)
 
 
 def _row_id(record: dict, question: str, solution: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError, first_line, os_error
-from .models import check_model_path, check_weights, load_tokenizer
+from .models import check_model_path, check_weights, is_local, load_tokenizer
 
 log = logging.getLogger("rlt_data.train")
 
@@ -39,7 +39,7 @@ def load_rows(args: DataArguments):
     import datasets
 
     path = Path(args.dataset).expanduser()
-    if not path.exists() and (args.dataset.startswith((".", "/", "~")) or args.dataset.count("/") > 1):
+    if not path.exists() and is_local(args.dataset):
         raise UserError(f"dataset not found: {args.dataset}")
     try:
         if is_run_folder(path, args.dataset_config):
@@ -155,7 +155,7 @@ def _ids(value) -> list[int]:
 
 def check_config_file(argv: list[str]) -> None:
     """``--config FILE`` / ``--config=FILE``: the file exists and holds a YAML mapping (TRL would raise a traceback)."""
-    from .config import read_yaml_mapping
+    from .options import read_yaml_mapping
 
     for k, arg in enumerate(argv):
         if arg.startswith("--config="):

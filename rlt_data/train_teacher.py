@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol, scoring, sources
-from .errors import UserError, first_line
+from .errors import MissingColumn, UserError, first_line
 from .models import DTYPES, check_model_path, check_weights, load_tokenizer
 from .shards import write_text
 from .train import cli as run_cli
@@ -184,8 +184,8 @@ def load_teacher_rows(args: TeacherDataArguments, with_explanation: bool) -> lis
             question_column=args.question_column, solution_column=args.solution_column, limit=args.limit,
             with_explanation=with_explanation, explanation_column=args.explanation_column,
         )
-    except UserError as exc:
-        if with_explanation and "explanation column" in str(exc):
+    except MissingColumn as exc:
+        if exc.what == "explanation":
             raise UserError(f"{no_trace}: {exc}") from None
         raise
     if not loaded.rows:

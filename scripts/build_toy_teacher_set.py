@@ -12,7 +12,8 @@ import json
 import random
 from pathlib import Path
 
-from rlt_data import protocol, toy
+from rlt_data import protocol
+from rlt_data.testing import toy
 
 OUT = Path(__file__).resolve().parents[1] / "rlt_data" / "resources" / "toy" / "teacher_sft.jsonl"
 SLIP_SHARE = 0.4

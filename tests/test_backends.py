@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
-from typer.testing import CliRunner
 
-from rlt_data import protocol, toy
+from rlt_data import protocol
+from rlt_data.testing import toy
 from rlt_data.backends import BACKENDS, SamplingConfig, derive_seed, load_backend
-from rlt_data.cli import app
-from helpers import write_jsonl, write_toy_set
-
-runner = CliRunner()
+from helpers import invoke, read, write_jsonl, write_toy_set
 
 
 def test_every_registered_backend_has_the_contract():
@@ -47,10 +43,6 @@ def test_dummy_is_deterministic_per_prompt_and_seed(toy_models):
     assert np.array_equal(scorer.logprobs([(ids, [2]), (ids, [1, 2, 3])], 1.0)[1], one)  # independent of batch-mates
 
 
-def _read(folder):
-    return pq.read_table(sorted(folder.glob("*.parquet"))).to_pylist()
-
-
 def test_scoring_changes_rescore_and_selection_changes_reselect(toy_models, tmp_path):
     """The rule, on the dummy backend (milliseconds): other generation parameters are refused; other
     scoring parameters rescore the kept generations; other selection parameters only reselect."""
@@ -58,23 +50,23 @@ def test_scoring_changes_rescore_and_selection_changes_reselect(toy_models, tmp_
     out = tmp_path / "run"
     base = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
             "--output", out, "--backend", "dummy", "--num-samples", "4", "--chunk-size", "2", "--max-new-tokens", "40"]
-    run = lambda *extra: runner.invoke(app, [str(a) for a in base + list(extra)])  # noqa: E731
+    run = lambda *extra: invoke(*base, *extra)  # noqa: E731
     assert (first := run()).exit_code == 0, first.output
     stamps = lambda stage: {p.name: p.stat().st_mtime_ns for p in (out / ".rlt" / stage).glob("*.parquet")}  # noqa: E731
     generated, scored = stamps("generated"), stamps("scored")
-    rewards = [c["reward"] for c in _read(out / "candidates")]
-    statuses = {c["status"] for c in _read(out / "candidates")}
+    rewards = [c["reward"] for c in read(out / "candidates")]
+    statuses = {c["status"] for c in read(out / "candidates")}
     assert "kept" in statuses and "not_best" in statuses
 
     assert run("--keep", "all").exit_code == 0  # selection only: nothing recomputed
     assert stamps("generated") == generated and stamps("scored") == scored
-    assert len(_read(out / "data")) > 5
+    assert len(read(out / "data")) > 5
 
     rescored = run("--temperature-score", "0.5")
     assert rescored.exit_code == 0, rescored.output
     assert stamps("generated") == generated  # generations kept
     assert all(stamps("scored")[k] != v for k, v in scored.items())  # every chunk rescored
-    again = [c["reward"] for c in _read(out / "candidates")]
+    again = [c["reward"] for c in read(out / "candidates")]
     assert [a is None for a in again] == [r is None for r in rewards] and again != rewards
     state = json.loads((out / ".rlt" / "run.json").read_text())
     assert state["scoring"]["temperature_score"] == 0.5 and state["card_extra"]["backend"] == "dummy"
@@ -94,12 +86,12 @@ def test_scoring_changes_rescore_and_selection_changes_reselect(toy_models, tmp_
 def test_generation_and_scoring_backends_can_differ(toy_models, tmp_path):
     dataset = write_toy_set(tmp_path / "set.jsonl", 2, 4)
     out = tmp_path / "run"
-    result = runner.invoke(app, [str(a) for a in [
+    result = invoke(
         "generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset, "--output", out,
-        "--generate-backend", "dummy", "--score-backend", "transformers", "--num-samples", "2", "--max-new-tokens", "40"]])
+        "--generate-backend", "dummy", "--score-backend", "transformers", "--num-samples", "2", "--max-new-tokens", "40")
     assert result.exit_code == 0, result.output
     assert "| backend | `generate: dummy, score: transformers` |" in (out / "README.md").read_text()
-    candidates = _read(out / "candidates")
+    candidates = read(out / "candidates")
     assert all(c["completion"].startswith("Step 1:") for c in candidates)  # the dummy's text
     scored = [c for c in candidates if c["reward"] is not None]
     assert scored and all(np.isfinite(c["reward"]) for c in scored)  # scored by the real student
@@ -113,7 +105,7 @@ def test_a_changed_stage_is_recomputed_with_every_stage_after_it(toy_models, tmp
     out = tmp_path / "run"
     base = ["score", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset, "--output", out,
             "--backend", "dummy", "--chunk-size", "2"]
-    run = lambda *extra: runner.invoke(app, [str(a) for a in base + list(extra)])  # noqa: E731
+    run = lambda *extra: invoke(*base, *extra)  # noqa: E731
     stamps = lambda stage: {p.name: p.stat().st_mtime_ns for p in (out / ".rlt" / stage).glob("*.parquet")}  # noqa: E731
     assert run().exit_code == 0
     before = {stage: stamps(stage) for stage in ("generated", "teacher", "scored")}

@@ -233,7 +233,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def toy_run(toy_models, tmp_path_factory):
     """One finished two-row run: a valid folder for the select/push/export/train cases."""
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     root = tmp_path_factory.mktemp("bad_input_run")
     rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(2, seed=7)]

@@ -36,7 +36,7 @@ PLANTED = [
 
 
 def _dataset(root: Path, n_toy: int = 6) -> Path:
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     rows = [{"id": f"toy-{k}", "question": r["question"], "solution": r["solution"]} for k, r in enumerate(toy.toy_rows(n_toy, seed=5))]
     rows += [{"id": name, "question": q, "solution": "\\boxed{1}"} for name, q, _ in PLANTED]

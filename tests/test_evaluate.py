@@ -7,22 +7,12 @@ import re
 import subprocess
 
 import pytest
-from typer.testing import CliRunner
 
-from helpers import cli, write_jsonl
-from rlt_data.cli import app
+from helpers import cli, invoke, read_jsonl, write_jsonl
 from rlt_data.evaluate import check_choice, check_math, last_boxed
 
 # Few questions in two chunks of 3: the one generating run takes seconds on an idle CPU.
 FAST = ("--benchmarks", "toy", "--limit", "6", "--batch-size", "3", "--max-new-tokens", "256", "--backend", "transformers")
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, list(map(str, args)))
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

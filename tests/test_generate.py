@@ -204,7 +204,7 @@ def test_bad_input_is_one_line_exit_2(case, message, random_models, toy_set, tmp
 
 def test_score_command_on_bespoke_rows(toy_models, tmp_path):
     """R1-style traces (the thought of Bespoke-Stratos rows) ranked under the same reward."""
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     rows = []
     for r in toy.toy_rows(4, seed=5):

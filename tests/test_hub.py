@@ -189,3 +189,40 @@ def test_public_names_of_local_models_and_data(tmp_path):
     assert public_source(str(tmp_path / "gone" / "set.jsonl")) == "set.jsonl (local; not found where the card was written)"
     assert str(tmp_path) not in scrub_paths(f"source {tmp_path}/venv/bin/activate && cd ~/work")
     assert scrub_paths("https://huggingface.co/x a/b") == "https://huggingface.co/x a/b"
+
+
+def test_plan_commits_is_pure():
+    """Which file goes up in which commit, from the local files, the remote listing and the options: no server."""
+    from rlt_data.config import PushOptions
+    from rlt_data.hub import LocalFile, plan_commits
+
+    def local(path: str) -> LocalFile:
+        return LocalFile(path, Path("/nowhere") / path, 10, f"sha256-{path}", f"sha1-{path}")
+
+    files = [local(p) for p in ("data/train-0.parquet", "data/train-1.parquet", "data/train-2.parquet", "candidates/c-0.parquet", "README.md")]
+    remote = {
+        "data/train-0.parquet": ("sha256-data/train-0.parquet", "x"),  # same LFS content: skipped
+        "candidates/c-0.parquet": (None, "sha1-candidates/c-0.parquet"),  # same git blob: skipped
+        "README.md": (None, "an older card"),
+        "sharegpt/old.parquet": ("y", "y"), "data/old.parquet": ("z", "z"),  # shards this run does not have: deleted
+        "other/x.parquet": ("w", "w"), "data/notes.txt": (None, "v"), ".gitattributes": (None, "u"),  # not shards: kept
+    }
+    paths = lambda fs: [f.path_in_repo for f in fs]  # noqa: E731
+    plan = plan_commits(files, remote, PushOptions(repo_id="u/x", files_per_commit=1))
+    assert paths(plan.upload) == ["data/train-1.parquet", "data/train-2.parquet", "README.md"]
+    assert paths(plan.skip) == ["data/train-0.parquet", "candidates/c-0.parquet"]
+    assert plan.delete == ["data/old.parquet", "sharegpt/old.parquet"]
+    assert [(paths(c.add), c.delete) for c in plan.commits] == [
+        (["data/train-1.parquet"], []), (["data/train-2.parquet"], []), (["README.md"], ["data/old.parquet", "sharegpt/old.parquet"])]
+
+    many = plan_commits(files, remote, PushOptions(repo_id="u/x", files_per_commit=50))
+    assert [(paths(c.add), c.delete) for c in many.commits] == [
+        (["data/train-1.parquet", "data/train-2.parquet"], []), (["README.md"], ["data/old.parquet", "sharegpt/old.parquet"])]
+    pr = plan_commits(files, remote, PushOptions(repo_id="u/x", files_per_commit=1, create_pr=True))  # a pull request is one commit
+    assert [(paths(c.add), c.delete) for c in pr.commits] == [
+        (["data/train-1.parquet", "data/train-2.parquet", "README.md"], ["data/old.parquet", "sharegpt/old.parquet"])]
+
+    same = {f.path_in_repo: (f.sha256, f.git_sha1) for f in files}
+    only_deletes = plan_commits(files, {**same, "data/old.parquet": ("z", "z")}, PushOptions(repo_id="u/x"))
+    assert [(c.add, c.delete) for c in only_deletes.commits] == [([], ["data/old.parquet"])] and not only_deletes.upload
+    assert plan_commits(files, same, PushOptions(repo_id="u/x")).commits == []  # nothing changed: no commit

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlt_data import protocol, scoring, toy
+from rlt_data import protocol, scoring
+from rlt_data.testing import toy
 from rlt_data.backends import transformers_backend as hf
 from rlt_data.errors import UserError
 from helpers import ROWS
@@ -83,6 +84,21 @@ def test_chunked_logprobs_equal_full_softmax():
     full = torch.log_softmax((hidden @ weight.T) / 0.7, dim=-1)[torch.arange(37), targets]
     for budget in (1, 4000 * 3, 10**9):  # one position per chunk, three, all at once
         assert torch.allclose(gather_logprobs(hidden, weight, None, targets, 0.7, budget), full, atol=1e-5)
+
+
+def test_span_tokens_equal_the_loop_on_random_spans():
+    """The vectorized rule, against the loop it replaced: random token offsets (zero-width ones
+    included, as special tokens have) and random spans, empty ones and ones past the text."""
+    rng = np.random.default_rng(0)
+    loop = lambda offsets, span: [i for i, (s, e) in enumerate(offsets) if s >= span[0] and e <= span[1]]  # noqa: E731
+    for _ in range(300):
+        n = int(rng.integers(0, 40))
+        starts = np.cumsum(rng.integers(0, 4, n))
+        offsets = [(int(s), int(s + w)) for s, w in zip(starts, rng.integers(0, 5, n))]
+        a, b = sorted(int(x) for x in rng.integers(-2, (starts[-1] if n else 0) + 6, 2))
+        for given in (offsets, np.array(offsets, dtype=np.int64).reshape(-1, 2)):
+            got = scoring.span_tokens(given, (a, b))
+            assert got.dtype == np.int64 and got.tolist() == loop(offsets, (a, b))
 
 
 def test_span_rule_with_real_qwen_bpe(qwen_tokenizer):

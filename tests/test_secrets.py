@@ -33,7 +33,8 @@ def test_hub_token_never_written(tmp_path, toy_models, restore_env):
     """One step with a checkpoint saved, then every file under output_dir is searched for the token.
     `train`, `train-teacher sft` and `grpo` share the parser that keeps the token off disk
     (train.parse_options); the teacher SFT is the cheapest of them to run."""
-    from rlt_data import toy, train_teacher
+    from rlt_data import train_teacher
+    from rlt_data.testing import toy
 
     rows = [{"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]} for r in toy.toy_rows(4, seed=3)]
     dataset = write_jsonl(tmp_path / "set.jsonl", rows)

@@ -1,4 +1,5 @@
-from rlt_data.selection import SelectionConfig, count, select
+from rlt_data.options import SelectionOptions
+from rlt_data.selection import count, select
 
 
 def cand(id, k, reward, **kw):
@@ -21,7 +22,7 @@ ROWS = [
 
 
 def test_best_per_question_and_every_drop_reason():
-    statuses = select(ROWS, SelectionConfig(max_student_tokens=1000))
+    statuses = select(ROWS, SelectionOptions(max_student_tokens=1000))
     assert statuses == [
         "not_best", "kept", "not_best", "truncated", "format_error", "too_long", "empty_explanation",
         "think_token_mismatch", "kept",
@@ -30,20 +31,20 @@ def test_best_per_question_and_every_drop_reason():
 
 
 def test_min_reward_top_k_and_all():
-    assert select(ROWS, SelectionConfig(min_reward=-5))[-1] == "below_threshold"
-    top2 = select(ROWS, SelectionConfig(keep="top-k", top_k=2))
+    assert select(ROWS, SelectionOptions(min_reward=-5))[-1] == "below_threshold"
+    top2 = select(ROWS, SelectionOptions(keep="top-k", top_k=2))
     assert top2[:3] == ["not_best", "kept", "kept"]
-    every = select(ROWS, SelectionConfig(keep="all"))
+    every = select(ROWS, SelectionOptions(keep="all"))
     assert every[:3] == ["kept"] * 3 and every[5] == "kept"  # no length limit given
 
 
 def test_keep_by_any_column_ascending_and_empty_values_last():
     rows = [cand("a", 0, -1.0, rsr=3.0), cand("a", 1, -2.0, rsr=1.5), cand("a", 2, -3.0, rsr=None),
             cand("b", 0, -1.0, rsr=None), cand("b", 1, -1.0, rsr=None)]
-    assert select(rows, SelectionConfig()) == ["kept", "not_best", "not_best", "kept", "not_best"]  # the reward, as before
-    assert select(rows, SelectionConfig(keep_by="rsr", ascending=True)) == ["not_best", "kept", "not_best", "kept", "not_best"]
-    assert select(rows, SelectionConfig(keep_by="rsr")) == ["kept", "not_best", "not_best", "kept", "not_best"]
-    assert select(rows, SelectionConfig(keep="top-k", top_k=2, keep_by="rsr", ascending=True))[:3] == ["kept", "kept", "not_best"]
+    assert select(rows, SelectionOptions()) == ["kept", "not_best", "not_best", "kept", "not_best"]  # the reward, as before
+    assert select(rows, SelectionOptions(keep_by="rsr", ascending=True)) == ["not_best", "kept", "not_best", "kept", "not_best"]
+    assert select(rows, SelectionOptions(keep_by="rsr")) == ["kept", "not_best", "not_best", "kept", "not_best"]
+    assert select(rows, SelectionOptions(keep="top-k", top_k=2, keep_by="rsr", ascending=True))[:3] == ["kept", "kept", "not_best"]
 
 
 def test_select_keep_by_rsr_ascending_on_a_run(toy_models, tmp_path):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rlt_data import sharding, toy
+from rlt_data import sharding
+from rlt_data.testing import toy
 from helpers import gen_args, invoke, read, write_toy_set
 
 FOLDERS = ("data", "sharegpt", "candidates")

@@ -8,7 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rlt_data import scoring, toy
+from rlt_data import scoring
+from rlt_data.testing import toy
 from rlt_data.backends import transformers_backend as hf
 from rlt_data.cli import app
 from rlt_data.config import preset_values

@@ -256,7 +256,7 @@ def test_trl_sft_cli_on_a_run_folder(toy_models, long_run, tmp_path):
 def long_run(toy_models, tmp_path_factory):
     """A run whose longest row is over 1,024 student tokens (TRL's default max_length): the toy world with one
     long question, the dummy backend (no weights: seconds)."""
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     root = tmp_path_factory.mktemp("long_run")
     rows = [{"question": r["question"], "solution": r["solution"]} for r in toy.toy_rows(3, seed=5)]
@@ -303,7 +303,7 @@ def test_tiny_recipe_end_to_end(toy_models, toy_run_dir, tmp_path):
 
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
-    from rlt_data import toy
+    from rlt_data.testing import toy
 
     question = toy.toy_rows(1, seed=999)[0]["question"]
     prompt = tok.apply_chat_template(protocol.training_messages(question, "", "")[:2], tokenize=False, add_generation_prompt=True)

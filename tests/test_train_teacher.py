@@ -35,7 +35,8 @@ def _grpo_trainer(tmp_path, toy_models, dataset, temperature=0.7, **reward):
 @pytest.fixture(scope="module")
 def toy_triples():
     """Canonical completions (right and wrong explanations) and one without the end tag."""
-    from rlt_data import protocol, toy
+    from rlt_data import protocol
+    from rlt_data.testing import toy
 
     rows = toy.toy_rows(6, seed=5)
     completions = [f"{r['explanation']}\n\n{protocol.END_EXPLANATION}" for r in rows[:3]]
@@ -157,7 +158,8 @@ def test_sft_labels_on_completion_only(tmp_path, toy_models):
     """Teacher SFT: Bespoke-Stratos rows, the thought as explanation; labels on the completion tokens only."""
     from trl import ModelConfig, SFTConfig
 
-    from rlt_data import protocol, toy
+    from rlt_data import protocol
+    from rlt_data.testing import toy
     from rlt_data.train_teacher import TeacherDataArguments, build_trainer
 
     rows = toy.toy_rows(3, seed=9)

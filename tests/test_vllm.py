@@ -11,7 +11,8 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from rlt_data import protocol, scoring, toy  # noqa: E402
+from rlt_data import protocol, scoring  # noqa: E402
+from rlt_data.testing import toy  # noqa: E402
 from rlt_data.backends import SamplingConfig, derive_seed  # noqa: E402
 from rlt_data.backends import transformers_backend as hf  # noqa: E402
 from rlt_data.backends import vllm_backend as vb  # noqa: E402

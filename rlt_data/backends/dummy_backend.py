@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Options:
     pass
 
 
-def options_from(config) -> Options:
+def options_from(config: Any) -> Options:
     return Options()
 
 

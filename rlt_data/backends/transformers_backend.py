@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import eos_token_ids, load_causal_lm, load_tokenizer
+from ..options import ATTENTION_CHOICES, KERNEL_CHOICES, EngineOptions, logprob_budget_bytes
 from . import Sample, SamplingConfig
 from .logprobs import gather_logprobs
 
@@ -212,8 +213,6 @@ class Scorer:
 #                 gets the kernel it would get alone; the linear layers still run packed
 #   padded:       no packing: right-padded batches with the model's own attention (the former way)
 ATTENTION = {"torch-varlen": "rlt_torch_varlen", "flash-attn": "rlt_fa2_varlen", "segments": "rlt_segments"}
-ATTENTION_CHOICES = ("auto", "torch-varlen", "flash-attn", "segments", "padded")
-KERNEL_CHOICES = ("auto", "chunked", "fused")
 
 
 def _rows(kwargs, length: int) -> list[int]:
@@ -347,16 +346,14 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def options_from(config) -> Options:
-    from ..config import logprob_budget_bytes
-
+def options_from(config: EngineOptions) -> Options:
+    """The backend's options from the engine section (``options.EngineOptions``)."""
     return Options(
         device=config.device,
         dtype=config.dtype,
         batch_size=config.batch_size,
         max_tokens_per_batch=config.max_tokens_per_batch,
-        # scoring options: commands that only generate (evaluate) have none
         logprob_budget_bytes=logprob_budget_bytes(config),
-        logprob_kernel=getattr(config, "logprob_kernel", "auto"),
-        attention=getattr(config, "scoring_attention", "auto"),
+        logprob_kernel=config.logprob_kernel,
+        attention=config.scoring_attention,
     )

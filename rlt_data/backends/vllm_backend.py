@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
+from ..options import EngineOptions, logprob_budget_bytes, vllm_args_dict
 from . import Sample, SamplingConfig
 from .logprobs import default_budget_bytes, gather_logprobs
 
@@ -42,12 +43,10 @@ class Options:
     engine_args: dict[str, Any] = field(default_factory=dict)
 
 
-def options_from(config) -> Options:
-    from ..config import logprob_budget_bytes, vllm_args_dict
-
+def options_from(config: EngineOptions) -> Options:
+    """The backend's options from the engine section (``options.EngineOptions``)."""
     extra = vllm_args_dict(config.vllm_args) if config.vllm_args is not None else {}
-    ignored = [f"--{flag}" for flag, value in (("scoring-attention", getattr(config, "scoring_attention", "auto")),
-                                               ("logprob-kernel", getattr(config, "logprob_kernel", "auto")))
+    ignored = [f"--{flag}" for flag, value in (("scoring-attention", config.scoring_attention), ("logprob-kernel", config.logprob_kernel))
                if value not in ("auto", "chunked")]
     if ignored:  # vLLM runs its own attention; its output layer goes through rlt-data's chunked kernel
         log.warning("%s: options of the transformers scorer, ignored by the vLLM backend", ", ".join(ignored))

@@ -13,40 +13,33 @@ pins an older vLLM and assigns rows to files non-deterministically.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import UserError, first_line
-from . import from_spec, to_spec
+from ..shards import RunStore
+from . import ShardJob, Worker
 
 
-def _run_shard(spec: dict[str, Any], index: int, count: int) -> dict[str, Any]:
-    """The task: one shard, on whichever node Ray picks (the config travels as plain data)."""
-    from .. import pipeline
-
-    config, command = from_spec(spec)
-    return pipeline.run_shard(config, command, index, count)
+def _run_shard(function: Callable[[dict[str, Any], int, int], Any], spec: dict[str, Any], index: int, count: int) -> Any:
+    """The task: one shard, on whichever node Ray picks, by the worker's function (pickled by
+    reference; the options travel as plain data, and the worker reads the rows the driver prepared)."""
+    return function(spec, index, count)
 
 
-def _chunk_files(store, index: int, count: int, stages: list[str]) -> int:
+def _chunk_files(store: RunStore, index: int, count: int, stages: list[str]) -> int:
     root = store.shard(index, count).root
     return sum(1 for stage in stages for _ in (root / stage).glob("chunk-*.parquet"))
 
 
-def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
+def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
+    """One task per shard of ``job.todo``; a progress bar over every shard's chunks until they end."""
     try:
         import ray
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'rlt-data[ray]'")
     from tqdm.auto import tqdm
 
-    from ..pipeline import _chunks, shard_is_done
-    from ..sharding import own_rows
-    from ..shards import RunStore
-    from ..stages import stages_for
-
-    store = RunStore(config.output)
-    rows = prepared[0].rows
-    chunks = [len(_chunks(own_rows(rows, i, count), config.chunk_size)) for i in range(count)]
+    store, count = RunStore(config.output), job.count
     address = config.ray_address or os.environ.get("RAY_ADDRESS")
     connected = ray.is_initialized()  # a caller's own connection (a notebook, a test) stays open
     try:
@@ -55,14 +48,12 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
         raise UserError(f"cannot connect to Ray{f' at {address}' if address else ''}: {first_line(exc)}")
     gpus = config.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(_run_shard).options(num_gpus=gpus, max_retries=config.max_retries, retry_exceptions=False)
-    spec = to_spec(config, command)
-    todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, prepared[1])]
-    refs = {task.remote(spec, i, count): i for i in todo}
+    function = worker.function()
+    refs = {task.remote(function, job.spec, i, count): i for i in job.todo}
     # every stage's chunk files count (generation and the teacher's pass take most of a run), so the
     # bar moves, and tqdm's ETA means something, from the first chunk on
-    stages = [s.name for s in stages_for(command) if s.role is not None and (s.name != "teacher" or config.reward().needs_teacher)]
-    bar = tqdm(total=sum(chunks) * len(stages), desc=f"{command} ({count} shards on Ray: {', '.join(stages)})", unit="chunk",
-               dynamic_ncols=True)
+    bar = tqdm(total=sum(job.chunks) * len(job.stages), desc=f"{job.command} ({count} shards on Ray: {', '.join(job.stages)})",
+               unit="chunk", dynamic_ncols=True)
     failed: dict[int, str] = {}
     pending = list(refs)
     try:
@@ -73,7 +64,7 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
                     ray.get(ref)
                 except Exception as exc:  # the task raised, or its retries ran out
                     failed[refs[ref]] = first_line(exc)
-            bar.n = sum(_chunk_files(store, i, count, stages) for i in range(count))
+            bar.n = sum(_chunk_files(store, i, count, job.stages) for i in range(count))
             bar.refresh()
     finally:
         bar.close()
@@ -83,3 +74,4 @@ def run_shards(config: Any, command: str, count: int, prepared: Any) -> None:
         first = min(failed)
         raise UserError(f"{len(failed)} of {count} shards failed (shard {first}: {failed[first]}); "
                         "rerun the same command to resume them from their finished chunks")
+    return True

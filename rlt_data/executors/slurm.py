@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-
-# options that describe how this command schedules, not what a shard computes
-SCHEDULING = {"executor", "submit", "overwrite", "dry_run", "push_to_hub", "private", "preset", "shard_index", "data_parallel_size"}
+from ..options import scheduling
+from . import ShardJob, Worker
 
 
 # Variables of the writer's environment the jobs get (and nothing else: no token travels). A push
@@ -119,10 +118,19 @@ def scripts(config: Any, command: str, folder: Path, environ: dict[str, str] | N
 
 def shard_options(config: Any) -> dict[str, Any]:
     """What every shard job runs with: this command's options but the scheduling ones."""
-    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
-              if v is not None and k not in SCHEDULING and not k.startswith("slurm_")}
+    skip = scheduling(config)  # the fields declared with opt(..., scheduling=True)
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items() if v is not None and k not in skip}
     values["output"] = str(Path(config.output).resolve())
     return values
+
+
+def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
+    """Write (and with ``--submit`` submit) the jobs. The array covers every shard (a finished
+    shard's task finds its chunks and ends), and a task starts its shard with the command a user
+    reruns by hand, ``rlt-data <command> --config config.yaml --shard-index I``, rather than
+    ``worker``: it reads the prepared input the same way. The merge job merges: False, the driver does not."""
+    write_job(config, job.command)
+    return False
 
 
 def write_job(config: Any, command: str) -> Path:

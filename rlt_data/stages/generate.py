@@ -7,21 +7,21 @@ from typing import Any
 
 from .. import protocol
 from ..backends import derive_seed
+from ..options import InputOptions, OutputOptions, SamplingOptions, identity
 from ..records import Candidate, Position, row
 from ..sharding import resolved
-from . import cost, pending, progress, rows_per_question, stop_point
+from . import cost
+from .common import pending, progress, rows_per_question, stop_point
 
 
 class Generate:
     name, needs, role = "generated", (), "generate"
-    # what identifies the run's generations (with the input's ids): a change is refused, not recomputed
-    KEYS = (
-        "teacher", "dataset", "split", "subset", "revision", "question_column", "solution_column", "limit",
-        "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "chunk_size",
-    )
 
     def params(self, config) -> dict[str, Any]:
-        return {k: getattr(config, k) for k in self.KEYS} | {"dataset": resolved(config.dataset)}
+        """What identifies the run's generations (with the input's ids; a change is refused, not recomputed):
+        the input, sampling and chunking sections' options, all but those marked ``identity=False``."""
+        return (identity(config, InputOptions) | identity(config, SamplingOptions) | identity(config, OutputOptions)
+                | {"dataset": resolved(config.dataset)})
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
         todo = pending(shard, self.name, chunks, rows_per_question(config))

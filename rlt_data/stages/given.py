@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..options import InputOptions, OutputOptions, identity
 from ..records import Candidate, Position, row
 from ..sharding import resolved
-from . import cost, pending
+from . import cost
+from .common import pending
 
 
 class GivenExplanations:
     name, needs, role = "generated", (), None
-    KEYS = ("dataset", "split", "subset", "revision", "question_column", "solution_column", "explanation_column", "limit", "chunk_size")
 
     def params(self, config) -> dict[str, Any]:
-        return {k: getattr(config, k) for k in self.KEYS} | {"dataset": resolved(config.dataset)}
+        """The input and its chunking identify the given explanations (a new input option joins by itself)."""
+        return (identity(config, InputOptions) | identity(config, OutputOptions)
+                | {"explanation_column": config.explanation_column, "dataset": resolved(config.dataset)})
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
         for i in pending(shard, self.name, chunks, 1):

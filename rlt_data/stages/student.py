@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from .. import scoring
+from ..options import RewardOptions, identity
 from ..records import Mismatch, Scores, row
-from . import cost, pending, progress_iter, rows_per_question, scorable
+from . import cost
+from .common import pending, progress_iter, rows_per_question, scorable
 
-KEYS = ("student", "temperature_score", "lp_coefs", "kl_coefs", "format_penalty")
 
 
 class StudentScores:
     name, needs, role = "scored", ("generated", "teacher"), "score"
 
     def params(self, config) -> dict[str, Any]:
-        # as JSON records them: coefficient pairs as lists
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(config, k)) for k in KEYS)}
+        """The reward section (``options.RewardOptions``): a new reward option joins by itself."""
+        return identity(config, RewardOptions)
 
     def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
         reward = config.reward()

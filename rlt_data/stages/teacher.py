@@ -11,7 +11,8 @@ from typing import Any
 from .. import scoring
 from ..records import TeacherThink as Think
 from ..records import row
-from . import cost, pending, progress_iter, rows_per_question, scorable
+from . import cost
+from .common import pending, progress_iter, rows_per_question, scorable
 
 
 class TeacherThink:

@@ -1,5 +1,5 @@
 """A toy world: two-number addition with step-by-step explanations (the shipped toy models are trained on it;
-``testing/toy_training.py`` trains them).
+``toy_training.py`` beside it trains them).
 
 The task has known answers and explanations whose steps can be checked, so the effect of
 selecting explanations by the student's log-prob is measurable on a CPU in minutes.
