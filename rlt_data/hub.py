@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError, first_line
-from .options import PushOptions, check_endpoint, check_repo_id  # noqa: F401 (check_repo_id: callers may reach it here)
+from .options import PushOptions
 from .shards import SPLIT_FOLDERS, RunStore
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-EXECUTORS = ("local", "ray", "slurm")
+from ..options import EXECUTOR_CHOICES as EXECUTORS  # declared once, beside --executor
 
 
 @dataclass(frozen=True)
