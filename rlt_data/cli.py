@@ -3,8 +3,9 @@
 Each option of ``generate``, ``score``, ``select``, ``merge``, ``push-to-hub`` and ``decontaminate``
 is built from a dataclass field (its default and help text live in ``options.py``, its help panel
 is its section); the command collects the flags, merges them with ``--config`` YAML, and calls the
-library. ``evaluate`` still declares its options here (issue #19 leaves it for later). Input errors
-print one line and exit with code 2.
+library. ``evaluate``'s flags come from ``options.EvalOptions`` the same way, declared as typer
+declares them by hand (``plain``: each flag carries its default). Input errors print one line and
+exit with code 2.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from .config import DecontaminateOptions, GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build
-from .options import PushOptions, section_of
+from .options import EvalOptions, PushOptions, section_of
 from .errors import Stopped, UserError, os_error
 
 
@@ -81,11 +82,16 @@ def user_errors(fn: Callable) -> Callable:
 _TYPES = {"bool": bool, "int": int, "int | None": int, "float": float, "float | None": float}
 
 
-def _field_option(cls: type, f: dataclasses.Field) -> inspect.Parameter:
-    """A flag for an options field: its help and default from the field, its --help panel from its section."""
-    kind = _TYPES.get(str(f.type), str)
+def _field_option(cls: type, f: dataclasses.Field, plain: bool = False) -> inspect.Parameter:
+    """A flag for an options field: its help and default from the field, its --help panel from its section.
+    ``plain``: as typer declares a flag by hand: its default is the field's (shown by typer), no panel,
+    a bool is one flag (``--overwrite``), a ``list[str]`` field a repeatable one."""
+    kind = _TYPES.get(str(f.type), list[str] if str(f.type).startswith("list[str]") else str)
     annotation = Optional[kind]
     flag = "--" + f.name.replace("_", "-")
+    if plain:
+        option = typer.Option(f.default, flag, help=f.metadata["help"])
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
     decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
     default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
     shown = "" if default in (None, "") else f" (default: {default})"
@@ -94,10 +100,11 @@ def _field_option(cls: type, f: dataclasses.Field) -> inspect.Parameter:
 
 
 def options_command(name: str, help: str, cls: type, run: Callable[..., None],
-                    arguments: tuple[tuple[str, Any, str], ...] = (), config_file: bool = False) -> None:
+                    arguments: tuple[tuple[str, Any, str], ...] = (), config_file: bool = False, plain: bool = False) -> None:
     """Register ``name``: positional ``arguments`` ((name, type, help)), then one flag per field of
     ``cls`` (a field named like an argument is the argument). ``run(*arguments, **flags)`` gets the
-    flags given (None: not given), and ``config`` (a YAML file) with ``config_file``."""
+    flags given (None: not given), and ``config`` (a YAML file) with ``config_file``. ``plain``: the
+    flags carry their defaults (``run`` gets every value), in the fields' order (``_field_option``)."""
     taken = {a for a, _, _ in arguments}
 
     def command(**kwargs: Any) -> None:
@@ -111,8 +118,10 @@ def options_command(name: str, help: str, cls: type, run: Callable[..., None],
             "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
             default=typer.Option(None, "--config", help="YAML file with any of these options (flags override it)."),
         ))
-    fields = sorted((f for f in dataclasses.fields(cls) if f.name not in taken), key=lambda f: (section_of(cls, f.name), f.name))
-    params += [_field_option(cls, f) for f in fields]
+    fields = [f for f in dataclasses.fields(cls) if f.name not in taken]
+    if not plain:
+        fields.sort(key=lambda f: (section_of(cls, f.name), f.name))
+    params += [_field_option(cls, f, plain) for f in fields]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = help
     app.command(name, help=help)(user_errors(command))
@@ -129,7 +138,8 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def print_summary(summary: dict[str, Any], output: str) -> None:
+def print_summary(summary: Any, output: str) -> None:
+    """``summary``: the merge's ``state.RunSummary``."""
     from .report import summary_table
 
     typer.echo(summary_table(summary, output))
@@ -296,80 +306,20 @@ def export_command(
                f"`dataset: {name}` and the snippet's `cutoff_len`")
 
 
-@app.command(
-    "evaluate",
-    help="pass@1 (+- its standard error) of a student on AIME24, MATH500 and GPQA-Diamond (also AIME25, or the offline "
-    "toy set), with SkyThought's or lighteval's settings (--preset); results as JSON and a table, optionally in the "
-    "model card; an optional contamination cross-check against the training data. Resumable per chunk.",
-)
-@user_errors
-def evaluate_command(
-    model: str = typer.Argument(..., help="The student: Hub id or local folder."),
-    benchmarks: str = typer.Option("aime24,math500,gpqa_diamond", help="Comma-separated: aime24, aime25, math500, gpqa_diamond, toy."),
-    output: Optional[str] = typer.Option(None, help="Results folder (default: evals/<model>)."),
-    preset: str = typer.Option("skythought", help="skythought (the paper's: Sky-T1 system prompt, SkyThought's prompts, "
-                               "greedy, 1 sample, SkyThought's extraction) or lighteval (open-r1's: no system prompt, "
-                               "lighteval's prompts, T 0.6, top-p 0.95, 64/4/8/1 samples on AIME24/MATH500/GPQA-D/AIME25, "
-                               "lighteval's extraction); any option given overrides it."),
-    extraction: Optional[str] = typer.Option(None, help="strict (last \\boxed{} only), skythought (boxed, then 'the answer "
-                                             "is', 'final answer is', the last number; GPQA: the last standalone A-D) "
-                                             "or lighteval (math-verify, expression + LaTeX targets). Default: the preset's."),
-    num_samples: Optional[int] = typer.Option(None, help="Samples per question, every benchmark (default: the preset's; "
-                                              "pass@1 is averaged over them)."),
-    k: Optional[str] = typer.Option(None, "--k", help="Comma-separated k for unbiased pass@k and maj@k, each <= the samples "
-                                    "per question (default: 1 and the number of samples)."),
-    temperature: Optional[float] = typer.Option(None, help="Default: the preset's (skythought: 0 with 1 sample, 0.6 with "
-                                                "more; lighteval: 0.6)."),
-    top_p: Optional[float] = typer.Option(None, help="Default: the preset's (skythought: 1.0 with 1 sample, 0.95 with more; "
-                                          "lighteval: 0.95)."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Longest response (default: the preset's, 32768)."),
-    seed: int = typer.Option(0, help="Sampling seed (with the question id, per question): reruns repeat the samples."),
-    limit: Optional[int] = typer.Option(None, help="First N questions of each benchmark (smoke tests)."),
-    system_prompt: Optional[str] = typer.Option(None, help="stratos (the student's training prompt), none, or @FILE "
-                                                "(default: the preset's: stratos for skythought, none for lighteval)."),
-    training_data: Optional[str] = typer.Option(None, help="RUN_OR_DATASET the student was trained on: warn, with counts, "
-                                                "where benchmark problems share a word 8-gram with its questions."),
-    data: Optional[list[str]] = typer.Option(None, "--data", help="NAME=SOURCE: read a benchmark from another Hub id or a local file/folder (repeatable)."),
-    chunk_size: Optional[int] = typer.Option(None, help="Questions per generate call, the unit of resume (default: 256 on vLLM, --batch-size on transformers)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace results made with other parameters."),
-    update_card: bool = typer.Option(False, "--update-card", help="Write the results into the model card's model-index."),
-    push_to_hub: Optional[str] = typer.Option(None, help="Push the updated model card to this model repo (implies --update-card)."),
-    token: Optional[str] = typer.Option(None, help="Hub token (default: HF_TOKEN or the stored login). Never printed."),
-    backend: Optional[str] = typer.Option(None, help="transformers or vllm (default: vllm when importable and a GPU is present)."),
-    device: str = typer.Option("auto", help="transformers backend: torch device."),
-    dtype: str = typer.Option("auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32."),
-    batch_size: int = typer.Option(16, help="transformers backend: prompts per generate() call."),
-    tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs per engine."),
-    gpu_memory_utilization: float = typer.Option(0.9, help="vLLM: fraction of GPU memory the engine may use."),
-    max_model_len: Optional[int] = typer.Option(None, help="vLLM: context length (default: the model's)."),
-    enforce_eager: bool = typer.Option(False, "--enforce-eager", help="vLLM: no CUDA graphs."),
-    vllm_args: Optional[str] = typer.Option(None, help="vLLM: extra engine arguments as a JSON object."),
-) -> None:
+def _evaluate(model: str, **flags: Any) -> None:
     from .evaluate import EvalConfig, evaluate
 
-    overrides: dict[str, str] = {}
-    for entry in data or []:
-        name, sep, source = entry.partition("=")
-        if not sep or not name.strip() or not source.strip():
-            fail(f"--data takes NAME=SOURCE (e.g. gpqa_diamond=./gpqa_diamond.parquet), not {entry!r}")
-        overrides[name.strip()] = source.strip()
-    ks = None
-    if k is not None:
-        try:
-            ks = [int(v) for v in k.split(",") if v.strip()]
-        except ValueError:
-            fail(f"--k takes comma-separated whole numbers (e.g. 1,4,8), not {k!r}")
-    config = EvalConfig(
-        model=model, benchmarks=[b.strip() for b in benchmarks.split(",") if b.strip()], output=output, preset=preset,
-        extraction=extraction, num_samples=num_samples, k=ks, temperature=temperature, top_p=top_p,
-        max_new_tokens=max_new_tokens, seed=seed, limit=limit, system_prompt=system_prompt, training_data=training_data,
-        data=overrides, chunk_size=chunk_size, overwrite=overwrite, update_card=update_card, push_to_hub=push_to_hub,
-        token=token, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len, enforce_eager=enforce_eager, vllm_args=vllm_args,
-    )
+    config = EvalConfig(model=model, **flags)  # --data, --k and --benchmarks read (one-line errors) as it is made
     _setup_logging()
     evaluate(config, echo=typer.echo)
+
+
+options_command(
+    "evaluate", "pass@1 (+- its standard error) of a student on AIME24, MATH500 and GPQA-Diamond (also AIME25, or the "
+    "offline toy set), with SkyThought's or lighteval's settings (--preset); results as JSON and a table, optionally in "
+    "the model card; an optional contamination cross-check against the training data. Resumable per chunk.",
+    EvalOptions, _evaluate, arguments=(("model", str, "The student: Hub id or local folder."),), plain=True,
+)
 
 
 def main() -> None:

@@ -278,9 +278,12 @@ def standalone(source: str, config: Any) -> dict[str, Any]:
 
 def _standalone_rows(source: str, config: Any) -> tuple[list[dict], list[str]]:
     """The rows to check, each with ``id``, ``question`` and ``solution``, and the columns a copy keeps."""
+    from dataclasses import replace
+
     import pyarrow.parquet as pq
 
-    from .sources import load_rows
+    from .options import InputOptions, section
+    from .sources import read_input
 
     path = Path(source).expanduser()
     shards = sorted((path / "data").glob("train-*.parquet")) if path.is_dir() else []
@@ -290,9 +293,7 @@ def _standalone_rows(source: str, config: Any) -> tuple[list[dict], list[str]]:
         for k, r in enumerate(rows):
             r.setdefault("id", str(k))
         return rows, [c for c in table.column_names]
-    loaded = load_rows(source, split=config.split, subset=config.subset, revision=config.revision,
-                       question_column=config.question_column, solution_column=config.solution_column,
-                       limit=config.limit, strict=config.strict)
+    loaded = read_input(replace(section(config, InputOptions), dataset=source))
     if not loaded.rows:
         raise UserError(f"no usable rows in {source} (skipped: {dict(loaded.skipped)})")
     return loaded.rows, list(loaded.rows[0])

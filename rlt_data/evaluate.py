@@ -52,13 +52,15 @@ import re
 import shutil
 import statistics
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
-from .eval_sets import BENCHMARKS, DEFAULT_BENCHMARKS, LETTERS, Benchmark, Item, load_items, resolve
-from .shards import write_text
+from .eval_sets import BENCHMARKS, LETTERS, Benchmark, Item, load_items, resolve
+from .options import EvalOptions
+from .sharding import changed_keys
+from .shards import read_json, write_text
 
 GREEDY = dict(temperature=0.0, top_p=1.0)
 SAMPLED = dict(temperature=0.6, top_p=0.95)
@@ -96,38 +98,9 @@ PRESETS: dict[str, Preset] = {
 
 
 @dataclass
-class EvalConfig:
-    model: str
-    benchmarks: list[str] = field(default_factory=lambda: list(DEFAULT_BENCHMARKS))
-    output: str | None = None
-    preset: str = "skythought"
-    extraction: str | None = None  # default: the preset's
-    num_samples: int | None = None  # default: the preset's, per benchmark
-    temperature: float | None = None
-    top_p: float | None = None
-    max_new_tokens: int | None = None  # default: the preset's
-    seed: int = 0
-    limit: int | None = None
-    system_prompt: str | None = None  # default: the preset's
-    k: list[int] | None = None  # pass@k / maj@k; default 1 and the number of samples
-    training_data: str | None = None
-    data: dict[str, str] = field(default_factory=dict)
-    chunk_size: int | None = None
-    overwrite: bool = False
-    update_card: bool = False
-    push_to_hub: str | None = None
-    token: str | None = field(default=None, repr=False)  # never printed
-    # engine (engine_section makes the backends' EngineOptions of these)
-    backend: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 16
-    max_tokens_per_batch: int = 16384
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    enforce_eager: bool = False
-    vllm_args: str | None = None
+class EvalConfig(EvalOptions):
+    """The options of ``rlt-data evaluate`` (``options.EvalOptions``, the flags' one declaration), with
+    what needs the presets: the preset's values where no option was given, and the checks."""
 
     @property
     def preset_settings(self) -> Preset:
@@ -537,20 +510,11 @@ def parameters(config: EvalConfig, bench: Benchmark, system_prompt: str | None) 
 # Generation
 
 
-def engine_section(config: EvalConfig):
-    """The engine section (``options.EngineOptions``) of an evaluation: all a backend receives."""
-    import dataclasses
-
-    from .options import EngineOptions
-
-    return EngineOptions(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EngineOptions) if hasattr(config, f.name)})
-
-
 def _open_generator(config: EvalConfig):
     from .backends import default_backend, load_backend
 
     backend = load_backend(config.backend or default_backend())  # evaluate() has resolved it already
-    return backend.Generator(config.model, backend.options_from(engine_section(config)))
+    return backend.Generator(config.model, backend.options_from(config.engine()))
 
 
 def render_prompts(tokenizer, items: list[Item], system_prompt: str | None) -> list[str]:
@@ -669,7 +633,6 @@ class _Session:
 
 def evaluate(config: EvalConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate ``config.model``; returns the gathered results (also in ``output/results.json``)."""
-    from .backends import SamplingConfig, derive_seed
     from .models import check_model_path, load_tokenizer
 
     config = config.resolved()
@@ -688,26 +651,26 @@ def evaluate(config: EvalConfig, echo: Callable[[str], None] = print) -> dict[st
         config.backend = default_backend()
 
     # Everything the run needs, checked before the model loads.
-    plan: list[tuple[Benchmark, list[Item], dict]] = []
+    # vLLM batches a whole chunk continuously; transformers one --batch-size at a time.
+    chunk = config.chunk_size or (256 if config.backend == "vllm" else config.batch_size)
+    plan: list[BenchmarkRun] = []
     loaded: list[tuple[Benchmark, list[Item]]] = []
     for bench in benches:
         items = load_items(bench, config.limit, PRESETS[config.preset].prompts)
         loaded.append((bench, items))
-        params = parameters(config, bench, system_prompt)
-        done = out / bench.name / "result.json"
-        if done.exists():
-            previous = json.loads(done.read_text("utf-8"))
-            if previous.get("parameters") == params:
-                _refresh_metrics(done, previous, bench, config.k)
-                echo(f"{bench.name}: already evaluated in {done.parent} (pass@1 {previous['pass@1']:.4f}); skipped")
+        run = BenchmarkRun(bench, items, parameters(config, bench, system_prompt), system_prompt, out, chunk, config.k)
+        previous = read_json(run.result_path)
+        if previous is not None:
+            if previous.get("parameters") == run.params:
+                _refresh_metrics(run.result_path, previous, bench, config.k)
+                echo(f"{bench.name}: already evaluated in {run.result_path.parent} (pass@1 {previous['pass@1']:.4f}); skipped")
                 continue
             if not config.overwrite:
-                old = previous.get("parameters", {})
-                changed = [k for k in params if old.get(k) != params[k]]
+                changed = changed_keys(run.params, previous.get("parameters") or {})
                 raise UserError(
-                    f"{done} was made with other parameters ({', '.join(changed)}); use --overwrite or another --output"
+                    f"{run.result_path} was made with other parameters ({', '.join(changed)}); use --overwrite or another --output"
                 )
-        plan.append((bench, items, params))
+        plan.append(run)
 
     if questions is not None:
         report = contamination_report(config.training_data, questions, loaded)
@@ -717,8 +680,8 @@ def evaluate(config: EvalConfig, echo: Callable[[str], None] = print) -> dict[st
     tokenizer = load_tokenizer(config.model) if plan else None
     session = _Session(config)
     try:
-        for bench, items, params in plan:
-            _run_benchmark(bench, items, params, config, tokenizer, system_prompt, session, out, echo, SamplingConfig, derive_seed)
+        for run in plan:
+            _run_benchmark(run, tokenizer, session, echo)
     finally:
         session.close()
 
@@ -756,41 +719,79 @@ def _write_chunk(path: Path, rows: list[dict]) -> None:
     write_text(path, _jsonl(rows))
 
 
-def _run_benchmark(bench, items, params, config, tokenizer, system_prompt, session, out, echo, SamplingConfig, derive_seed):
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """One benchmark of an evaluation: its questions, the parameters its result is made with (and a
+    rerun is checked against), and where it goes. ``output/<bench>/result.json`` when finished;
+    ``output/.partial/<bench>/`` meanwhile: ``meta.json`` (parameters, chunk size) and one file per
+    finished chunk, named by its first question."""
+
+    bench: Benchmark
+    items: list[Item]
+    params: dict[str, Any]  # parameters(): model, data set, preset, sampling, seed, limit, ...
+    system_prompt: str | None  # the text (None: no system turn)
+    output: Path
+    chunk_size: int  # questions per generate call, the unit of resume
+    ks: list[int] | None = None  # pass@k / maj@k asked (None: 1 and the samples per question)
+
+    @property
+    def result_path(self) -> Path:
+        return self.output / self.bench.name / "result.json"
+
+    @property
+    def partial(self) -> Path:
+        return self.output / ".partial" / self.bench.name
+
+    @property
+    def starts(self) -> range:
+        """The first question of each chunk."""
+        return range(0, len(self.items), self.chunk_size)
+
+    def chunk_path(self, start: int) -> Path:
+        return _chunk_file(self.partial, start)
+
+    def finished_chunks(self) -> dict[int, list[dict]]:
+        """The rows of every chunk a previous run finished with these parameters and chunk size;
+        the partial folder of other ones is cleared (and this run's ``meta.json`` written)."""
+        meta_path = self.partial / "meta.json"
+        meta = {"parameters": self.params, "chunk_size": self.chunk_size}
+        if read_json(meta_path) == meta:
+            return {start: _read_jsonl(self.chunk_path(start)) for start in self.starts if self.chunk_path(start).exists()}
+        if self.partial.exists():
+            shutil.rmtree(self.partial)  # made with other parameters or another chunk size
+        write_text(meta_path, json.dumps(meta) + "\n")
+        return {}
+
+
+def _run_benchmark(run: BenchmarkRun, tokenizer, session: "_Session", echo: Callable[[str], None]) -> None:
+    """Generate and check the chunks of ``run`` no previous run finished (each written once), then its result."""
     from tqdm import tqdm
 
+    from .backends import SamplingConfig, derive_seed
+
+    bench, items, params = run.bench, run.items, run.params
     k = params["num_samples"]
-    # vLLM batches a whole chunk continuously; transformers one --batch-size at a time.
-    chunk = config.chunk_size or (256 if config.backend == "vllm" else config.batch_size)
-    folder = out / ".partial" / bench.name  # one file per finished chunk, written once
-    meta_path = folder / "meta.json"
-    rows: list[dict] = []
-    meta = json.loads(meta_path.read_text("utf-8")) if meta_path.exists() else None
-    if meta is not None and meta.get("parameters") == params and meta.get("chunk_size") == chunk:
-        start = 0
-        while start < len(items) and _chunk_file(folder, start).exists():
-            rows.extend(_read_jsonl(_chunk_file(folder, start)))
-            start += chunk
-        if rows:
-            echo(f"{bench.name}: resuming after {len(rows)} of {len(items)} questions")
-    else:
-        if folder.exists():
-            shutil.rmtree(folder)  # made with other parameters or another chunk size
-        write_text(meta_path, json.dumps({"parameters": params, "chunk_size": chunk}) + "\n")
-    prompts = render_prompts(tokenizer, items, system_prompt)
+    chunks = run.finished_chunks()
+    done = sum(len(rows) for rows in chunks.values())
+    if done:
+        echo(f"{bench.name}: resuming after {done} of {len(items)} questions")
+    prompts = render_prompts(tokenizer, items, run.system_prompt)
     sampling = SamplingConfig(num_samples=k, temperature=params["temperature"], top_p=params["top_p"],
-                              max_new_tokens=config.max_new_tokens)
-    bar = tqdm(total=len(items) * k, initial=len(rows) * k, desc=bench.name, unit="sample", file=sys.stderr, dynamic_ncols=True)
+                              max_new_tokens=params["max_new_tokens"])
+    bar = tqdm(total=len(items) * k, initial=done * k, desc=bench.name, unit="sample", file=sys.stderr, dynamic_ncols=True)
+    correct = sum(sum(r["correct"]) for rows in chunks.values() for r in rows)
     try:
-        for start in range(len(rows), len(items), chunk):
+        for start in run.starts:
+            if start in chunks:
+                continue
             generator = session.get()
-            batch = items[start : start + chunk]
-            batch_prompts = prompts[start : start + chunk]
-            seeds = [derive_seed(config.seed, bench.name, item.id) for item in batch]
+            batch = items[start : start + run.chunk_size]
+            batch_prompts = prompts[start : start + run.chunk_size]
+            seeds = [derive_seed(params["seed"], bench.name, item.id) for item in batch]
             samples = generator.generate(batch_prompts, _fit_context(generator, tokenizer, batch_prompts, sampling), seeds)
             new = []
             for item, group in zip(batch, samples):
-                verdicts = [check(bench.kind, s.text, item.answer, config.extraction) for s in group]
+                verdicts = [check(bench.kind, s.text, item.answer, params["extraction"]) for s in group]
                 new.append({
                     "id": item.id,
                     "prompt": item.prompt,
@@ -802,18 +803,21 @@ def _run_benchmark(bench, items, params, config, tokenizer, system_prompt, sessi
                     "truncated": [s.truncated for s in group],
                     "num_tokens": [s.num_tokens for s in group],
                 })
-            _write_chunk(_chunk_file(folder, start), new)
-            rows.extend(new)
+            _write_chunk(run.chunk_path(start), new)
+            chunks[start] = new
+            done += len(batch)
+            correct += sum(sum(r["correct"]) for r in new)
             bar.update(len(batch) * k)
-            bar.set_postfix(pass1=f"{sum(sum(r['correct']) for r in rows) / (len(rows) * k):.3f}")
+            bar.set_postfix(pass1=f"{correct / (done * k):.3f}")
     finally:
         bar.close()
-    summary = summarize(bench, rows, params, config.k)
-    write_text(out / bench.name / "generations.jsonl", _jsonl(rows))
-    write_text(out / bench.name / "result.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    if folder.parent.exists() and not any(folder.parent.iterdir()):
-        folder.parent.rmdir()
+    rows = [row for start in run.starts for row in chunks[start]]
+    summary = summarize(bench, rows, params, run.ks)
+    write_text(run.output / bench.name / "generations.jsonl", _jsonl(rows))
+    write_text(run.result_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    shutil.rmtree(run.partial, ignore_errors=True)
+    if run.partial.parent.exists() and not any(run.partial.parent.iterdir()):
+        run.partial.parent.rmdir()
     echo(f"{bench.name}: pass@1 {summary['pass@1']:.4f} +- {summary['pass@1_se']:.4f} "
          f"({summary['num_correct']} of {len(rows) * k} samples correct)")
 
@@ -836,7 +840,7 @@ def gather(out: Path) -> dict[str, Any]:
     """Every finished benchmark in the output folder (and the contamination check, when one was run)."""
     found = {}
     for path in sorted(out.glob("*/result.json")):
-        result = json.loads(path.read_text("utf-8"))
+        result = read_json(path)
         found[result["benchmark"]] = result
     order = {name: k for k, name in enumerate(ORDER)}
     gathered: dict[str, Any] = {"results": dict(sorted(found.items(), key=lambda kv: order.get(kv[0], 99)))}

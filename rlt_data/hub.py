@@ -192,7 +192,7 @@ def push(root: str | Path, opts: PushOptions, echo: Callable[[str], None] = prin
     opts.validate()
     root = Path(root)
     store = RunStore(root)
-    if store.read_state() is None:
+    if not store.has_state():
         raise UserError(f"{root} is not an rlt-data run (no .rlt/run.json)")
     with store.lock():  # nothing rewrites the folder while it is read and sent
         return _push(root, store, opts, echo, scored)
@@ -205,7 +205,7 @@ def _check_publishable(root: Path, store: RunStore, opts: PushOptions, scored: t
     if store.finalizing():
         raise UserError(f"{root}: a rewrite of its published files was interrupted (data/ and the card may come from two "
                         "selections): rerun the command that was writing it (generate, score, select or merge), then push")
-    if not state.get("complete") and not opts.allow_partial:
+    if not state.complete and not opts.allow_partial:
         counts = f" ({scored[0]} of {scored[1]} chunks scored)" if scored is not None else ""
         raise UserError(
             f"{root} is incomplete{counts}: rerun the command that made it, "

@@ -252,7 +252,7 @@ def _gb(b: int) -> str:
 
 def grpo_plan(teacher: Shape, student: Shape, training_args: Any, reward_args: Any, layout: Layout, prompt_tokens: int) -> Plan:
     """The per-GPU memory of a GRPO run of ``training_args`` (TRL's ``GRPOConfig``) with the RLT reward
-    (``reward_args``: :class:`rlt_data.train_teacher.RewardArguments`) on ``layout``."""
+    (``reward_args``: :class:`rlt_data.teacher.reward.RewardArguments`) on ``layout``."""
     n = layout.num_gpus if layout.zero_stage >= 3 else 1
     p = teacher.num_parameters()
     mb = int(training_args.per_device_train_batch_size)

@@ -27,7 +27,8 @@ from .config import SelectOptions
 from .options import SelectionOptions, parse_size, section
 from .errors import UserError, first_line
 from .sharding import changed_keys
-from .shards import CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCHEMAS, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
+from .state import RunState, RunSummary, ShardState
+from .shards import CANDIDATE_CHUNK_SCHEMA, CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
 
 # what selection reads of a candidate (the explanation only as "empty or not")
 SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
@@ -41,7 +42,7 @@ class Found:
 
     count: int
     shards: list[ShardStore]
-    states: list[dict]
+    states: list[ShardState]
     finished: int  # shards with their done.json
 
 
@@ -82,11 +83,11 @@ def _list(indices: list[int], most: int = 8) -> str:
 
 def check_params(found: Found) -> None:
     """Every shard made with the same generation and scoring parameters."""
-    flat = lambda st: {"command": st["command"], "format": st.get("format"), **st["generation"], **st["scoring"],  # noqa: E731
-                       "decontamination": (st.get("decontamination") or {}).get("params")}
+    flat = lambda st: {"command": st.command, "format": st.format, **st.generation, **st.scoring,  # noqa: E731
+                       "decontamination": st.decontamination_params, "order": st.order}
     for shard, state in zip(found.shards, found.states):  # older chunks lack columns: they would merge as empty scores
-        if state.get("format") != STATE_FORMAT:
-            raise UserError(f"shard {shard.name} ({shard.run_root}) was written by an older rlt-data (run format {state.get('format')}, "
+        if state.format != STATE_FORMAT:
+            raise UserError(f"shard {shard.name} ({shard.run_root}) was written by an older rlt-data (run format {state.format}, "
                             f"this one reads {STATE_FORMAT}): rerun it with --overwrite")
     first = flat(found.states[0])
     for shard, state in zip(found.shards[1:], found.states[1:]):
@@ -96,22 +97,23 @@ def check_params(found: Found) -> None:
                             f"{', '.join(keys)}; rerun it with the same options (--overwrite redoes it)")
 
 
-def scored_chunks(shards: list[ShardStore], states: list[dict]) -> tuple[list[list[int]], int]:
-    """Per shard, its scored chunk indices; and the number of chunks of the shards found."""
-    done = [[i for i in range(st["num_chunks"]) if s.has_chunk("scored", i)] for s, st in zip(shards, states)]
-    return done, sum(st["num_chunks"] for st in states)
+def scored_chunks(shards: list[ShardStore], states: list[ShardState]) -> tuple[list[list[int]], int]:
+    """Per shard, its scored chunk indices (its last stage's: the candidates with their scores); and the
+    number of chunks of the shards found."""
+    done = [[i for i in range(st.num_chunks) if s.has_chunk(st.order[-1], i)] for s, st in zip(shards, states)]
+    return done, sum(st.num_chunks for st in states)
 
 
-def progress(store: RunStore, state: dict[str, Any]) -> tuple[int, int]:
+def progress(store: RunStore, state: RunState) -> tuple[int, int]:
     """(chunks scored, chunks) of a merged run's shards, counted on disk now (``push-to-hub``'s refusal)."""
-    count = state["num_shards"]
+    count = state.num_shards
     shards = [s for src in run_sources(store, state) for s in src.shards_present(count)]
     done, total = scored_chunks(shards, [s.read_state() for s in shards])
     return sum(map(len, done)), total
 
 
-def run_sources(store: RunStore, state: dict[str, Any]) -> list[RunStore]:
-    return [store if p == "." else RunStore(p) for p in state.get("shard_sources", ["."])]
+def run_sources(store: RunStore, state: RunState) -> list[RunStore]:
+    return [store if p == "." else RunStore(p) for p in state.shard_sources]
 
 
 # -- rows in input order --------------------------------------------------------------------------
@@ -122,32 +124,32 @@ def _unreadable(path: Path, exc: BaseException) -> UserError:
     return UserError(f"{path} cannot be read as a scored chunk: {first_line(exc)}")
 
 
-def _read(shard: ShardStore, index: int, columns: list[str] | None = None) -> pa.Table:
+def _read(shard: ShardStore, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
     try:
-        return shard.read_chunk_table("scored", index, columns)
+        return shard.read_chunk_table(stage, index, columns)
     except _UNREADABLE as exc:
-        raise _unreadable(shard.chunk_path("scored", index), exc)
+        raise _unreadable(shard.chunk_path(stage, index), exc)
 
 
-def _stream(shard: ShardStore, chunks: list[int], sel: SelectOptions) -> Iterator[tuple[tuple[int, int], dict]]:
+def _stream(shard: ShardStore, stage: str, chunks: list[int], sel: SelectOptions) -> Iterator[tuple[tuple[int, int], dict]]:
     """The shard's candidates with their status, in input order (its chunks follow the input)."""
-    schema = SCHEMAS["scored"]
+    schema = CANDIDATE_CHUNK_SCHEMA
     for i in chunks:
-        scalars = _read(shard, i, list(dict.fromkeys([*SELECTION_COLUMNS, sel.keep_by]))).to_pylist()
+        scalars = _read(shard, stage, i, list(dict.fromkeys([*SELECTION_COLUMNS, sel.keep_by]))).to_pylist()
         for c in scalars:
             c["explanation"] = "x" if c["explanation"].strip() else ""
         statuses = selection.select(scalars, sel)
         del scalars
         offset = 0
-        for rows in _batches(shard, i, schema):
+        for rows in _batches(shard, stage, i, schema):
             for k, candidate in enumerate(rows):
                 candidate["status"] = statuses[offset + k]
                 yield (candidate["row_index"], candidate["sample_index"]), candidate
             offset += len(rows)
 
 
-def _batches(shard: ShardStore, index: int, schema: pa.Schema) -> Iterator[list[dict]]:
-    path = shard.chunk_path("scored", index)
+def _batches(shard: ShardStore, stage: str, index: int, schema: pa.Schema) -> Iterator[list[dict]]:
+    path = shard.chunk_path(stage, index)
     # pre_buffer off: pyarrow would otherwise buffer the whole file, for every shard at once
     batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=CHUNK_ROW_GROUP, use_threads=False)
     while True:
@@ -213,14 +215,14 @@ class _Totals:
 
 # -- the merge ------------------------------------------------------------------------------------
 def merge(output: RunStore, sources: list[RunStore], count: int | None, options: SelectOptions,
-          partial: bool = False) -> dict[str, Any]:
+          partial: bool = False) -> RunSummary:
     """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json.
     ``options``: anything with the selection options and ``max_shard_size`` (a command's config)."""
     return _merge(output, sources, find_shards(sources, count, partial), options, partial)
 
 
 def _merge(output: RunStore, sources: list[RunStore], found: Found, options: SelectOptions,
-           partial: bool) -> dict[str, Any]:
+           partial: bool) -> RunSummary:
     from . import card
 
     check_params(found)
@@ -229,7 +231,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     done, total_chunks = scored_chunks(shards, states)
     if not any(done):
         raise UserError(f"{', '.join(str(s.root) for s in sources)}: no chunk is scored yet; nothing to publish")
-    complete = finished == count and all(len(d) == st["num_chunks"] for d, st in zip(done, states))
+    complete = finished == count and all(len(d) == st.num_chunks for d, st in zip(done, states))
     if not complete and not partial:
         raise UserError(f"{output.root}: {total_chunks - sum(map(len, done))} of {total_chunks} chunks are not scored yet; rerun the command")
     schemas = {"default": DATA_SCHEMA, "sharegpt": SHAREGPT_SCHEMA, "candidates": CANDIDATES_SCHEMA}
@@ -246,8 +248,8 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
         buffer.clear()
 
     streams = [
-        ((key, shard.index, candidate) for key, candidate in _stream(shard, chunks, sel))
-        for shard, chunks in zip(shards, done)
+        ((key, shard.index, candidate) for key, candidate in _stream(shard, state.order[-1], chunks, sel))
+        for shard, state, chunks in zip(shards, states, done)
     ]
     try:
         for _, index, candidate in heapq.merge(*streams, key=lambda t: t[0]):
@@ -267,63 +269,51 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     plots = write_plots(output.root, {"reward": (totals.rewards_all, totals.rewards_kept),
                                       "explanation_tokens": (totals.lengths_all, totals.lengths_kept)})
     first = states[0]
-    summary = {
-        "num_questions": sum(st["num_rows"] for st in states),
-        "num_candidates": totals.candidates,
-        "num_kept": totals.kept,
-        "status_counts": selection.count(totals.statuses),
-        "skipped_rows": first["skipped_rows"],
-        "reward_all": _stats(totals.rewards_all),
-        "reward_kept": _stats(totals.rewards_kept),
-        "completion_tokens": int(totals.completion_tokens),
-        "kept_student_tokens": int(totals.kept_tokens),
-        "data_files": files["default"],
-        "sharegpt_files": files["sharegpt"],
-        "candidate_files": files["candidates"],
-        "chunks_done": f"{sum(map(len, done))}/{total_chunks}",
-        "shards_done": f"{finished}/{count}",
-        "plots": plots,
+    summary = RunSummary(
+        num_questions=sum(st.num_rows for st in states), num_candidates=totals.candidates, num_kept=totals.kept,
+        status_counts=selection.count(totals.statuses), skipped_rows=first.skipped_rows,
+        reward_all=_stats(totals.rewards_all), reward_kept=_stats(totals.rewards_kept),
+        completion_tokens=int(totals.completion_tokens), kept_student_tokens=int(totals.kept_tokens),
+        data_files=files["default"], sharegpt_files=files["sharegpt"], candidate_files=files["candidates"],
+        chunks_done=f"{sum(map(len, done))}/{total_chunks}", shards_done=f"{finished}/{count}", plots=plots,
         **_decontamination_and_cost(shards, states),
-    }
-    recorded = {section: dict(values) for section, values in first.get("options", {}).items()}
-    if recorded:  # this merge's selection and shard size, not the ones the shards were started with
-        recorded["Selection"] = asdict(sel)
-        recorded.setdefault("Output", {})["max_shard_size"] = options.max_shard_size
-        # the run's split, not the first shard's own index (every shard ran with its --shard-index)
-        scale = recorded.setdefault("Scale-out", {})
-        scale.pop("shard_index", None)
-        scale["num_shards"] = count
-    state = {
-        "format": first["format"], "command": first["command"], "generation": first["generation"], "scoring": first["scoring"],
-        "num_rows": summary["num_questions"], "num_input_rows": first["num_input_rows"], "skipped_rows": first["skipped_rows"],
-        "schema": first["schema"], "num_shards": count, "num_chunks": total_chunks,
-        "shard_sources": ["." if Path(src.root).resolve() == Path(output.root).resolve() else str(Path(src.root).resolve()) for src in sources],
-        "complete": complete, "selection": asdict(sel), "max_shard_size": options.max_shard_size, "summary": summary,
-        "options": recorded,
-        "card_extra": {"backend": first.get("backend")},
-        "rlt_data_version": first["rlt_data_version"],
-    }
+    )
+    recorded = {section: dict(values) for section, values in first.options.items()}
+    # this merge's selection and shard size, not the ones the shards were started with
+    recorded["Selection"] = asdict(sel)
+    recorded.setdefault("Output", {})["max_shard_size"] = options.max_shard_size
+    # the run's split, not the first shard's own index (every shard ran with its --shard-index)
+    scale = recorded.setdefault("Scale-out", {})
+    scale.pop("shard_index", None)
+    scale["num_shards"] = count
+    state = RunState(
+        format=first.format, command=first.command, generation=first.generation, scoring=first.scoring,
+        num_input_rows=first.num_input_rows, schema=first.schema, num_shards=count, num_chunks=total_chunks,
+        shard_sources=["." if Path(src.root).resolve() == Path(output.root).resolve() else str(Path(src.root).resolve()) for src in sources],
+        complete=complete, summary=summary, options=recorded, card_extra={"backend": first.backend},
+        rlt_data_version=first.rlt_data_version,
+    )
     card.write_card(output, state, schemas)
     output.write_state(state)
     output.end_finalize()
     return summary
 
 
-def _decontamination_and_cost(shards: list[ShardStore], states: list[dict]) -> dict[str, Any]:
+def _decontamination_and_cost(shards: list[ShardStore], states: list[ShardState]) -> dict[str, Any]:
     """Summed over the shards: what decontamination flagged and removed (None: not run), and what the run
     cost (``stages/cost.py``; a re-selection reads the same files, so ``select`` does not change it)."""
     from . import decontaminate
     from .stages import cost
 
-    decon = decontaminate.combine([st.get("decontamination") for st in states])
-    spent = cost.totals([cost.read(s) for s in shards], [st["num_chunks"] for st in states])
+    decon = decontaminate.combine([st.decontamination for st in states])
+    spent = cost.totals([cost.read(s) for s in shards], [st.num_chunks for st in states])
     if decon is not None:  # computed once for the run, before the shards
         spent["stages"] = {"decontaminate": {"chunks": 0, "wall_s": decon["wall_s"], "device_s": 0.0}, **spent["stages"]}
         spent["wall_s"] += decon["wall_s"]
     return {"decontamination": decon, "cost": spent}
 
 
-def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
+def merge_folders(folders: list[str], flags: dict[str, Any]) -> RunSummary:
     """``rlt-data merge DIR...``: the shards of every folder into ``--output`` (default: the first
     folder). ``flags``: ``MergeOptions`` fields given on the command line (None: not given);
     selection and shard size default to what the shards were started with."""
@@ -339,17 +329,17 @@ def merge_folders(folders: list[str], flags: dict[str, Any]) -> dict[str, Any]:
         return _merge_found(target, sources, flags, partial)
 
 
-def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any], partial: bool) -> dict[str, Any]:
+def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any], partial: bool) -> RunSummary:
     found = find_shards(sources, flags.get("num_shards"), partial)
     first = found.states[0]
-    values = {**first["selection"], "max_shard_size": first["max_shard_size"]}
+    values = {**first.selection, "max_shard_size": first.max_shard_size}
     values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.__dataclass_fields__})
     options = SelectOptions(**values)
     options.validate()
     return _merge(target, sources, found, options, partial)
 
 
-def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:
+def _state(output: str | Path) -> tuple[RunStore, RunState]:
     store = RunStore(output)
     state = store.read_state()
     if state is None:
@@ -358,27 +348,27 @@ def _state(output: str | Path) -> tuple[RunStore, dict[str, Any]]:
     return store, state
 
 
-def reselect(output: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def reselect(output: str, overrides: dict[str, Any]) -> RunSummary:
     """``rlt-data select``: re-apply selection to a merged run; nothing is recomputed.
 
     Selection options not given take their defaults, as in ``generate``: the result depends only
     on the run's candidates and this call's options.
     """
     store, state = _state(output)
-    options = SelectOptions(**{"max_shard_size": state["max_shard_size"], **{k: v for k, v in overrides.items() if v is not None}})
+    options = SelectOptions(**{"max_shard_size": state.max_shard_size, **{k: v for k, v in overrides.items() if v is not None}})
     options.validate()
-    if state.get("format") != STATE_FORMAT:  # older chunks lack score columns (format 4: rsr, rsr_turn, ...)
-        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.get('format')}): its candidates lack "
+    if state.format != STATE_FORMAT:  # older chunks lack score columns (format 4: rsr, rsr_turn, ...; 5: the stages' order)
+        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.format}): its candidates lack "
                         "this version's score columns; rerun its generate or score command with --overwrite to rescore it")
     with store.lock():  # not beside a run writing this folder, nor another select
-        return merge(store, run_sources(store, state), state["num_shards"], options)
+        return merge(store, run_sources(store, state), state.num_shards, options)
 
 
-def finalize_partial(output: str | Path) -> dict[str, Any]:
+def finalize_partial(output: str | Path) -> RunSummary:
     """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
     store, state = _state(output)
-    options = SelectOptions(**state["selection"], max_shard_size=state["max_shard_size"])
-    return merge(store, run_sources(store, state), state["num_shards"], options, partial=True)
+    options = SelectOptions(**state.selection, max_shard_size=state.max_shard_size)
+    return merge(store, run_sources(store, state), state.num_shards, options, partial=True)
 
 
 def prepare_push(output: str | Path, allow_partial: bool) -> tuple[int, int] | None:
@@ -389,12 +379,12 @@ def prepare_push(output: str | Path, allow_partial: bool) -> tuple[int, int] | N
     publishes the first and refuses the others."""
     store = RunStore(output)
     state = store.read_state()
-    if state is None or state.get("complete") or store.finalizing():
+    if state is None or state.complete or store.finalizing():
         return None
     if not allow_partial:
         return progress(store, state)
     with store.lock():  # not beside a run writing this folder; released before push takes it
         state = store.read_state()
-        if state is not None and not state.get("complete") and not store.finalizing():
+        if state is not None and not state.complete and not store.finalizing():
             finalize_partial(output)
     return None

@@ -39,6 +39,25 @@ def opt(default: Any, help: str, identity: bool = True, scheduling: bool = False
     return field(default=default, metadata={"help": help, "identity": identity, "scheduling": scheduling})
 
 
+def default_of(section: type, name: str) -> Any:
+    """The default of option ``name`` of ``section``: for a record outside the options (``scoring.RewardConfig``,
+    ``backends.SamplingConfig``) that takes it, so that it is declared once."""
+    (source,) = [f for f in dataclasses.fields(section) if f.name == name]
+    return source.default
+
+
+def trl_field(section: type, name: str, help: str | None = None, convert: Any = None) -> Any:
+    """A field of a dataclass read by TRL's parser (``HfArgumentParser``, whose field metadata holds
+    argparse keywords only) with the default of option ``name`` of ``section``, and its help unless
+    ``help`` is given: the default stays declared once, in the section. ``convert``: the value as that
+    parser takes it (``list`` for a pair, read there as ``nargs="+"``), made fresh for each instance."""
+    (source,) = [f for f in dataclasses.fields(section) if f.name == name]
+    metadata = {"help": source.metadata["help"] if help is None else help}
+    if convert is not None:
+        return field(default_factory=lambda: convert(source.default), metadata=metadata)
+    return field(default=source.default, metadata=metadata)
+
+
 def scheduling(config: Any) -> set[str]:
     """The options of ``config`` that schedule its shards rather than say what a shard computes."""
     return {f.name for f in dataclasses.fields(config) if f.metadata.get("scheduling")}
@@ -338,3 +357,78 @@ def identity(config: Any, cls: type) -> dict[str, Any]:
             value = getattr(config, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+@dataclass
+class EvalOptions:
+    """``rlt-data evaluate MODEL``: the benchmarks, the preset and what overrides it, the output, the engine.
+
+    Its flags are declared as typer declares them by hand (``cli.options_command(..., plain=True)``):
+    each carries its default, and ``--benchmarks``, ``--k`` and ``--data`` are read here into the
+    lists and mapping the evaluation uses (a list or a mapping given in Python is kept). Checks that
+    need the presets run in ``evaluate.EvalConfig.resolved``. The engine fields keep evaluate's own
+    flags: only ``--dtype`` reads as ``EngineOptions``'s; ``engine()`` makes the backends' section.
+    """
+
+    SECTION = "Evaluate"
+    model: str = opt("", "The student: Hub id or local folder.")
+    benchmarks: str | list[str] = opt("aime24,math500,gpqa_diamond", "Comma-separated: aime24, aime25, math500, gpqa_diamond, toy.")
+    output: str | None = opt(None, "Results folder (default: evals/<model>).")
+    preset: str = opt("skythought", "skythought (the paper's: Sky-T1 system prompt, SkyThought's prompts, greedy, 1 sample, "
+                      "SkyThought's extraction) or lighteval (open-r1's: no system prompt, lighteval's prompts, T 0.6, "
+                      "top-p 0.95, 64/4/8/1 samples on AIME24/MATH500/GPQA-D/AIME25, lighteval's extraction); any option "
+                      "given overrides it.")
+    extraction: str | None = opt(None, "strict (last \\boxed{} only), skythought (boxed, then 'the answer is', 'final answer "
+                                 "is', the last number; GPQA: the last standalone A-D) or lighteval (math-verify, expression "
+                                 "+ LaTeX targets). Default: the preset's.")
+    num_samples: int | None = opt(None, "Samples per question, every benchmark (default: the preset's; pass@1 is averaged over them).")
+    k: str | list[int] | None = opt(None, "Comma-separated k for unbiased pass@k and maj@k, each <= the samples per question "
+                                    "(default: 1 and the number of samples).")
+    temperature: float | None = opt(None, "Default: the preset's (skythought: 0 with 1 sample, 0.6 with more; lighteval: 0.6).")
+    top_p: float | None = opt(None, "Default: the preset's (skythought: 1.0 with 1 sample, 0.95 with more; lighteval: 0.95).")
+    max_new_tokens: int | None = opt(None, "Longest response (default: the preset's, 32768).")
+    seed: int = opt(0, "Sampling seed (with the question id, per question): reruns repeat the samples.")
+    limit: int | None = opt(None, "First N questions of each benchmark (smoke tests).")
+    system_prompt: str | None = opt(None, "stratos (the student's training prompt), none, or @FILE (default: the preset's: "
+                                    "stratos for skythought, none for lighteval).")
+    training_data: str | None = opt(None, "RUN_OR_DATASET the student was trained on: warn, with counts, where benchmark "
+                                    "problems share a word 8-gram with its questions.")
+    data: list[str] | dict[str, str] | None = opt(None, "NAME=SOURCE: read a benchmark from another Hub id or a local file/folder (repeatable).")
+    chunk_size: int | None = opt(None, "Questions per generate call, the unit of resume (default: 256 on vLLM, --batch-size on transformers).")
+    overwrite: bool = opt(False, "Replace results made with other parameters.")
+    update_card: bool = opt(False, "Write the results into the model card's model-index.")
+    push_to_hub: str | None = opt(None, "Push the updated model card to this model repo (implies --update-card).")
+    token: str | None = field(default=None, repr=False,  # never printed
+                              metadata=opt(None, "Hub token (default: HF_TOKEN or the stored login). Never printed.").metadata)
+    backend: str | None = opt(None, "transformers or vllm (default: vllm when importable and a GPU is present).")
+    device: str = opt("auto", "transformers backend: torch device.")
+    dtype: str = opt("auto", "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32.")
+    batch_size: int = opt(16, "transformers backend: prompts per generate() call.")
+    tensor_parallel_size: int = opt(1, "vLLM: GPUs per engine.")
+    gpu_memory_utilization: float = opt(0.9, "vLLM: fraction of GPU memory the engine may use.")
+    max_model_len: int | None = opt(None, "vLLM: context length (default: the model's).")
+    enforce_eager: bool = opt(False, "vLLM: no CUDA graphs.")
+    vllm_args: str | None = opt(None, "vLLM: extra engine arguments as a JSON object.")
+
+    def __post_init__(self) -> None:
+        """``--benchmarks a,b``, ``--k 1,4`` and ``--data NAME=SOURCE`` (repeated) as a list, a list and a mapping."""
+        if isinstance(self.benchmarks, str):
+            self.benchmarks = [b.strip() for b in self.benchmarks.split(",") if b.strip()]
+        if isinstance(self.k, str):
+            try:
+                self.k = [int(v) for v in self.k.split(",") if v.strip()]
+            except ValueError:
+                raise UserError(f"--k takes comma-separated whole numbers (e.g. 1,4,8), not {self.k!r}") from None
+        if not isinstance(self.data, dict):
+            sources: dict[str, str] = {}
+            for entry in self.data or []:
+                name, sep, source = entry.partition("=")
+                if not sep or not name.strip() or not source.strip():
+                    raise UserError(f"--data takes NAME=SOURCE (e.g. gpqa_diamond=./gpqa_diamond.parquet), not {entry!r}")
+                sources[name.strip()] = source.strip()
+            self.data = sources
+
+    def engine(self) -> EngineOptions:
+        """The engine section (all a backend receives): evaluate's engine flags, and ``EngineOptions``'
+        defaults for the options evaluate has no flag for (scoring's, data parallelism)."""
+        return EngineOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EngineOptions) if hasattr(self, f.name)})

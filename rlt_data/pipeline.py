@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,9 +26,10 @@ from .executors import ShardJob, Worker, executor, to_spec
 from .executors.slurm import refuse_queued
 from .locks import STALE_S
 from .models import is_local
-from .options import SelectionOptions, by_section, section
+from .options import InputOptions, by_section, section
 from .shards import SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
-from .stages import stages_for
+from .state import OldState, ShardDone, ShardState
+from .stages import StageWork, stages_for
 
 log = logging.getLogger("rlt_data")
 
@@ -78,23 +79,23 @@ def _other_run(where: Any, keys: list[str]) -> UserError:
 def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStore:
     """Before any shard starts: the folder holds nothing, this run, or (with --overwrite) is cleared."""
     store = RunStore(config.output)
-    state = store.read_state()
-    started = state is not None or store.shard_counts()
-    if started and config.overwrite:
+    started = store.has_state() or store.shard_counts()
+    if started and config.overwrite:  # before reading it: a run of an older format is redone too
         store.wipe()
         return store
+    state = store.read_state()
     if not started and store.root.exists() and any((store.root / n).exists() for n in (*SPLIT_FOLDERS.values(), "README.md")):
         if not config.overwrite:
             raise UserError(f"{store.root} already holds a dataset that rlt-data did not write; pass --overwrite or pick another --output")
         store.wipe()
         return store
-    if state is not None and state.get("format") != STATE_FORMAT:
-        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.get('format')}); pass --overwrite to redo it")
+    if state is not None and state.format != STATE_FORMAT:
+        raise UserError(f"{store.root} was written by an older rlt-data (run format {state.format}); pass --overwrite to redo it")
     previous = [state] if state is not None else []
     previous += [s.read_state() for s in store.shards_present(config.shard_count())]
     for old in previous:
-        if old["command"] != command or old["generation"] != generation:
-            raise _other_run(store.root, sharding.changed_keys(generation, old["generation"]) if old["command"] == command else [])
+        if old.command != command or old.generation != generation:
+            raise _other_run(store.root, sharding.changed_keys(generation, old.generation) if old.command == command else [])
     return store
 
 
@@ -117,17 +118,20 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
     """Finished with these parameters, every scored chunk present, this run's and whole: an
     executor need not start it again (other scoring parameters make a finished shard rescore; a
     missing or short chunk makes it resume, instead of a marker trusted forever)."""
-    state, done = shard.read_state(), shard.read_done()
-    if done is None or state is None or state["command"] != command or state["generation"] != generation \
-            or state["scoring"] != scoring_params(config) \
-            or (state.get("decontamination") or {}).get("params") != decontamination_params(config):
+    try:
+        state, done = shard.read_state(), shard.read_done()
+    except OldState:
+        return False  # its shard refuses it (or, with --overwrite, redoes it)
+    if done is None or state is None or state.format != STATE_FORMAT or state.command != command \
+            or state.generation != generation or state.scoring != scoring_params(config) \
+            or state.order != [s.name for s in stages_for(command)] \
+            or state.decontamination_params != decontamination_params(config):
         return False
     shard.tags = stage_tags(config, command, generation)
     per_question = getattr(config, "num_samples", 1)
-    chunk_rows = state.get("chunk_rows") or []  # questions per chunk
-    last = stages_for(command)[-1].name
-    problems = [i for i, n in enumerate(chunk_rows) if shard.chunk_problem(last, i, n * per_question) is not None]
-    if problems or len(chunk_rows) != state.get("num_chunks"):
+    last = state.order[-1]
+    problems = [i for i, n in enumerate(state.chunk_rows) if shard.chunk_problem(last, i, n * per_question) is not None]
+    if problems or done.num_chunks != state.num_chunks:
         log.warning("shard %s: marked done but chunk(s) %s of %s are missing or damaged: resuming it", shard.name,
                     ", ".join(map(str, problems)) or "?", last)
         shard.clear_done()
@@ -148,19 +152,26 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
     decon = decontamination_params(config)
     shard.tags = stage_tags(config, command, generation)
     shard.clean_temp()  # temporary files of writers killed mid-write
-    state = shard.read_state()
     chunking = sharding.ids_digest(own, ordered=True)
-    if state is not None and config.overwrite and (state["generation"] != generation or state.get("chunking") != chunking):
+    try:
+        state = shard.read_state()
+    except OldState:
+        if not config.overwrite:
+            raise
+        state = None
+        shard.wipe()
+    if state is not None and config.overwrite and (state.format != STATE_FORMAT or state.generation != generation
+                                                   or state.chunking != chunking):
         shard.wipe()
         state = None
     if state is None:
         cost.reset(shard)  # what an earlier run of this folder spent is not this run's
     if state is not None:
-        if state.get("format") != STATE_FORMAT:
+        if state.format != STATE_FORMAT:
             raise UserError(f"{shard.root} was written by an older rlt-data; pass --overwrite to redo it")
-        if state["command"] != command or state["generation"] != generation:
-            raise _other_run(f"{shard.run_root} (shard {shard.name})", sharding.changed_keys(generation, state["generation"]) if state["command"] == command else [])
-        before_decon = (state.get("decontamination") or {}).get("params")
+        if state.command != command or state.generation != generation:
+            raise _other_run(f"{shard.run_root} (shard {shard.name})", sharding.changed_keys(generation, state.generation) if state.command == command else [])
+        before_decon = state.decontamination_params
         if before_decon != decon:
             redo = [s.name for s in stages_for(command)]
             log.warning("shard %s: decontamination parameters changed (%s): recomputing decontamination, %s", shard.name,
@@ -169,11 +180,11 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
                 shard.clear_stage(name)
                 cost.clear(shard, name)
             shard.clear_done()
-            state = {**state, "chunking": chunking, "stages": {}}
-        if state.get("chunking") != chunking:
+            state = replace(state, chunking=chunking, stages={})
+        if state.chunking != chunking:
             raise UserError(f"{shard.run_root}: the input rows of shard {shard.name} come in another order than when it started; "
                             "pass --overwrite to redo the shard")
-        before = state.get("stages", {})
+        before = state.stages
         for k, stage in enumerate(stages):
             if before.get(stage.name) != now[stage.name]:
                 redo = [s.name for s in stages[k:]]
@@ -184,29 +195,16 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
                     cost.clear(shard, name)
                 shard.clear_done()
                 break
-    shard.write_state({
-        "format": STATE_FORMAT,
-        "command": command,
-        "generation": generation,
-        "stages": now,
-        "scoring": scoring_params(config),
-        "shard": {"index": shard.index, "count": shard.count},
-        "chunking": chunking,
-        "num_rows": len(own),
-        "num_chunks": len(_chunks(own, config.chunk_size)),
-        "chunk_rows": [len(c) for c in _chunks(own, config.chunk_size)],  # questions per chunk: what a chunk must hold
-        "num_input_rows": rows.num_input_rows,
-        "skipped_rows": dict(rows.skipped),
+    chunk_rows = [len(c) for c in _chunks(own, config.chunk_size)]
+    shard.write_state(ShardState(
+        format=STATE_FORMAT, command=command, generation=generation, stages=now,
+        order=[stage.name for stage in stages_for(command)], chunking=chunking, chunk_rows=chunk_rows,
+        num_input_rows=rows.num_input_rows, skipped_rows=dict(rows.skipped),
         # the stage before the first: its parameters and, for this shard's rows, what it flagged and removed
-        "decontamination": _shard_decontamination(shard, rows),
-        "schema": rows.schema,
-        "options": _recorded_options(config),  # every option, by section (run.json and the card show them so)
-        # what the merge uses unless it is told otherwise
-        "selection": asdict(section(config, SelectionOptions)),
-        "max_shard_size": config.max_shard_size,
-        "backend": backend_names(config, command),
-        "rlt_data_version": __version__,
-    })
+        decontamination=_shard_decontamination(shard, rows), schema=rows.schema,
+        options=_recorded_options(config),  # every option, by section (run.json and the card show them so)
+        backend=backend_names(config, command), rlt_data_version=__version__,
+    ))
 
 
 def _shard_decontamination(shard: ShardStore, rows: sources.LoadedRows) -> dict[str, Any] | None:
@@ -231,18 +229,8 @@ def _recorded_options(config: ScoringOptions) -> dict[str, dict[str, Any]]:
 
 
 def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> sources.LoadedRows:
-    return sources.load_rows(
-        config.dataset,
-        split=config.split,
-        subset=config.subset,
-        revision=config.revision,
-        question_column=config.question_column,
-        solution_column=config.solution_column,
-        limit=config.limit,
-        strict=config.strict,
-        with_explanation=with_explanation,
-        explanation_column=getattr(config, "explanation_column", None),
-    )
+    return sources.read_input(section(config, InputOptions), with_explanation=with_explanation,
+                              explanation_column=getattr(config, "explanation_column", None))
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -345,7 +333,7 @@ def own_rows(rows: list[dict], index: int, count: int) -> list[dict]:
 
 
 def run_shard(config: ScoringOptions, command: str, index: int, count: int,
-              prepared: tuple[sources.LoadedRows, dict] | None = None, lock_wait_s: float = 2 * STALE_S) -> dict[str, Any]:
+              prepared: tuple[sources.LoadedRows, dict] | None = None, lock_wait_s: float = 2 * STALE_S) -> ShardDone:
     """Every stage of shard ``index`` of ``count``: resumable and idempotent; the marker is written last."""
     from .stages import cost
 
@@ -357,13 +345,53 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
         open_shard(shard, config, command, rows, own, generation)
         chunks = _chunks(own, config.chunk_size)
         stages = stages_for(command)
-        backends = {role: _backend_options(config, role) for role in {s.role for s in stages} if role}  # once per role
-        for stage in stages:
-            with cost.recording(shard, stage.name, cost.gpus(config, stage.role)):
-                stage.run(shard, chunks, config, *backends.get(stage.role, (None, None)))
-        done = {"num_rows": len(own), "num_chunks": len(chunks), "num_candidates": sum(len(c) for c in chunks) * getattr(config, "num_samples", 1)}
+        names, schemas = [s.name for s in stages], {s.name: s.schema for s in stages}
+        models = _Models(config, stages)
+        try:
+            for k, stage in enumerate(stages):
+                work = StageWork(stage.name, shard, chunks, config, {n: schemas[n] for n in stage.needs}, stage.schema,
+                                 tuple(names[k + 1:]), models.opener(k))
+                with cost.recording(shard, stage.name, cost.gpus(config, stage.role)):
+                    stage.run(work)
+                models.release(k)
+        finally:
+            models.close()
+        done = ShardDone(num_rows=len(own), num_chunks=len(chunks), num_candidates=sum(map(len, chunks)) * getattr(config, "num_samples", 1))
         shard.mark_done(done)
     return done
+
+
+class _Models:
+    """The stages' models (``Stage.model``: a backend class and the option naming the model), each opened
+    on first use, shared by the stages that run the same one, and closed after the last of them: one
+    GPU holds one model at a time (the teacher's generator is freed before the student loads)."""
+
+    def __init__(self, config: ScoringOptions, stages: list) -> None:
+        self.config, self.stages, self.open = config, stages, {}
+        self.keys = [None if s.model is None else (config.backend_for(s.role), s.model[0], getattr(config, s.model[1]))
+                     for s in stages]
+
+    def opener(self, k: int) -> Callable[[], Any] | None:
+        key, stage = self.keys[k], self.stages[k]
+        if key is None:
+            return None
+
+        def get() -> Any:
+            if key not in self.open:
+                module, options = _backend_options(self.config, stage.role)
+                self.open[key] = getattr(module, key[1])(key[2], options)
+            return self.open[key]
+
+        return get
+
+    def release(self, k: int) -> None:
+        """After stage ``k``: close its model unless a later stage runs it too."""
+        if self.keys[k] in self.open and self.keys[k] not in self.keys[k + 1:]:
+            self.open.pop(self.keys[k]).close()
+
+    def close(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()
 
 
 @contextmanager
@@ -397,7 +425,7 @@ def shard_job(config: ScoringOptions, command: str, prepared: tuple[Prepared, di
     store = RunStore(config.output)
     todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, generation)]
     chunks = [len(_chunks(own_rows(rows.rows, i, count), config.chunk_size)) for i in range(count)]
-    stages = [s.name for s in stages_for(command) if s.role is not None and (s.name != "teacher" or config.reward().needs_teacher)]
+    stages = [s.name for s in stages_for(command) if s.role is not None and s.active(config)]
     return ShardJob(spec=to_spec(config, command), count=count, todo=todo, chunks=chunks, stages=stages)
 
 
@@ -410,7 +438,7 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
     if config.shard_index is not None:  # one shard of a run that others (Slurm, by hand) run too
         done = run_shard(config, command, config.shard_index, count, prepared)
         log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", config.shard_index, count,
-                 done["num_rows"], config.output)
+                 done.num_rows, config.output)
         return None
     if config.executor == "slurm" and config.submit:  # before anything is rewritten: not over jobs of this run
         refuse_queued(config, command)

@@ -46,14 +46,16 @@ import numpy as np
 
 from . import protocol
 from .errors import UserError
+from .options import RewardOptions, default_of
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    temperature: float = 0.7
-    lp_coefs: tuple[float, float] = (1.0, 0.01)  # on [mean, min] of the solution log-probs
-    kl_coefs: tuple[float, float] = (3.0, 0.03)  # on [mean, max] of the think-token KL terms
-    format_penalty: float = -1.0  # added when <|end_of_explanation|> is missing
+    # defaults: the reward section's (options.RewardOptions), declared there once
+    temperature: float = default_of(RewardOptions, "temperature_score")
+    lp_coefs: tuple[float, float] = default_of(RewardOptions, "lp_coefs")  # on [mean, min] of the solution log-probs
+    kl_coefs: tuple[float, float] = default_of(RewardOptions, "kl_coefs")  # on [mean, max] of the think-token KL terms
+    format_penalty: float = default_of(RewardOptions, "format_penalty")  # added when <|end_of_explanation|> is missing
     teacher_temperature: float | None = None  # T of the teacher's think log-probs; None: ``temperature``
 
     @property

@@ -28,19 +28,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .locks import Lock
-from .records import Candidate, Mismatch, Position, Scores, ShareGPTRow, Status, TeacherThink, TrainingRow, fields, schema
+from .state import RunState, ShardDone, ShardState
+from .records import Candidate, Mismatch, Position, Scores, ShareGPTRow, Status, TrainingRow, fields, schema
 
 STATE_DIR = ".rlt"
-STATE_FORMAT = 4  # of run.json and shard.json: 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks; 4: rsr columns
-STAGES = ("generated", "teacher", "scored")
+STATE_FORMAT = 5  # of run.json and shard.json: 2: shards (shard.json, done.json), row_index; 3: rows' content digest, labelled chunks; 4: rsr columns; 5: the stages' order
 
-# Every schema is derived from the typed records (records.py): a column is declared once.
+# Every schema is derived from the typed records (records.py): a column is declared once. Each stage
+# declares the schema of its own chunk files (``stages/``); the store knows no stage by name.
 SCORE_FIELDS = fields(Scores)
-SCHEMAS = {
-    "generated": schema(Candidate, Position),
-    "teacher": schema(TeacherThink),
-    "scored": schema(Candidate, Scores, Mismatch, Position),
-}
+# What the last stage of a command writes, one row per candidate, and what the merge reads of it.
+CANDIDATE_CHUNK_SCHEMA = schema(Candidate, Scores, Mismatch, Position)
 CANDIDATES_SCHEMA = schema(Candidate, Scores, Status)
 # Config `default` (data/): what stock trainers read. `messages` (system, user, assistant) is the
 # scored student context; there is deliberately no `conversations` column here, because TRL's
@@ -145,25 +143,37 @@ class ShardStore:
     def name(self) -> str:
         return shard_name(self.index, self.count)
 
-    def read_state(self) -> dict[str, Any] | None:
-        return read_json(self.root / "shard.json")
+    def has_state(self) -> bool:
+        return (self.root / "shard.json").is_file()
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        write_json(self.root / "shard.json", state)
+    def read_state(self) -> ShardState | None:
+        data = read_json(self.root / "shard.json")
+        return None if data is None else ShardState.from_json(data, str(self.root / "shard.json"))
 
-    def read_done(self) -> dict[str, Any] | None:
-        return read_json(self.root / "done.json")
+    def write_state(self, state: ShardState) -> None:
+        write_json(self.root / "shard.json", state.to_json())
 
-    def mark_done(self, info: dict[str, Any]) -> None:
-        write_json(self.root / "done.json", info)
+    def read_done(self) -> ShardDone | None:
+        data = read_json(self.root / "done.json")
+        return None if data is None else ShardDone.from_json(data, str(self.root / "done.json"))
+
+    def mark_done(self, done: ShardDone) -> None:
+        write_json(self.root / "done.json", done.to_json())
 
     def clear_done(self) -> None:
         (self.root / "done.json").unlink(missing_ok=True)
 
+    def stage_folders(self) -> list[Path]:
+        """The folders of this shard's stages: those holding nothing but chunk files."""
+        def is_stage(folder: Path) -> bool:
+            return folder.is_dir() and folder.name != "shards" and all(p.name.startswith(("chunk-", ".chunk-")) for p in folder.iterdir())
+
+        return sorted(f for f in self.root.iterdir() if is_stage(f)) if self.root.is_dir() else []
+
     def wipe(self) -> None:
         """This shard's files only (a one-shard run shares ``.rlt/`` with run.json and other shards)."""
-        for stage in STAGES:
-            self.clear_stage(stage)
+        for folder in self.stage_folders():
+            shutil.rmtree(folder, ignore_errors=True)
         for name in ("shard.json", "done.json"):
             (self.root / name).unlink(missing_ok=True)
 
@@ -192,30 +202,30 @@ class ShardStore:
             return f"holds {meta.num_rows} rows, not {rows}"
         return None
 
-    def drop_chunk(self, stage: str, index: int) -> None:
-        """Remove chunk ``index`` of ``stage`` and of every stage after it (they were made from it)."""
-        for name in STAGES[STAGES.index(stage):]:
+    def drop_chunk(self, stages: tuple[str, ...] | list[str], index: int) -> None:
+        """Remove chunk ``index`` of each of ``stages`` (a stage and those after it: they were made from it)."""
+        for name in stages:
             self.chunk_path(name, index).unlink(missing_ok=True)
 
     def _label(self, stage: str, rows: int) -> dict:
         return {"tag": self.tags.get(stage), "rows": rows}
 
-    def write_chunk(self, stage: str, index: int, rows: list[dict]) -> None:
-        table = pa.Table.from_pylist(rows, schema=SCHEMAS[stage])
+    def write_chunk(self, stage: str, index: int, rows: list[dict], schema: pa.Schema) -> None:
+        table = pa.Table.from_pylist(rows, schema=schema)
         write_parquet(self.chunk_path(stage, index), table, CHUNK_ROW_GROUP, self._label(stage, len(rows)))
 
-    def write_table(self, stage: str, index: int, rows: list[dict]) -> None:
+    def write_table(self, stage: str, index: int, rows: list[dict], schema: pa.Schema) -> None:
         """Like ``write_chunk``, for rows of numpy arrays: each column converted by Arrow as a whole."""
-        columns = {name: pa.array([r[name] for r in rows], type=SCHEMAS[stage].field(name).type) for name in SCHEMAS[stage].names}
-        table = pa.table(columns, schema=SCHEMAS[stage])
+        columns = {name: pa.array([r[name] for r in rows], type=schema.field(name).type) for name in schema.names}
+        table = pa.table(columns, schema=schema)
         write_parquet(self.chunk_path(stage, index), table, CHUNK_ROW_GROUP, self._label(stage, len(rows)))
 
-    def read_chunk(self, stage: str, index: int) -> list[dict]:
-        return self.read_chunk_table(stage, index).to_pylist()
+    def read_chunk(self, stage: str, index: int, schema: pa.Schema | None = None) -> list[dict]:
+        return self.read_chunk_table(stage, index, schema=schema).to_pylist()
 
-    def read_arrays(self, stage: str, index: int) -> list[dict]:
+    def read_arrays(self, stage: str, index: int, schema: pa.Schema | None = None) -> list[dict]:
         """The rows of a chunk of list columns, each value a numpy view (no Python object per element)."""
-        table = self.read_chunk_table(stage, index)
+        table = self.read_chunk_table(stage, index, schema=schema)
         columns = {}
         for name in table.column_names:
             col = table.column(name).combine_chunks()
@@ -223,8 +233,9 @@ class ShardStore:
             columns[name] = [values[offsets[k]:offsets[k + 1]] for k in range(len(col))]
         return [{name: columns[name][k] for name in columns} for k in range(table.num_rows)]
 
-    def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.chunk_path(stage, index), schema=SCHEMAS[stage], columns=columns)
+    def read_chunk_table(self, stage: str, index: int, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+        """``schema``: the stage's (its declared column types; default: the file's own)."""
+        return pq.read_table(self.chunk_path(stage, index), schema=schema, columns=columns)
 
     def clear_stage(self, stage: str) -> None:
         shutil.rmtree(self.root / stage, ignore_errors=True)
@@ -259,11 +270,15 @@ class RunStore:
         return folders + _clean_temp(self.root, recursive=False) + _clean_temp(self.state_dir, recursive=False)
 
     # -- run state ---------------------------------------------------------------------------
-    def read_state(self) -> dict[str, Any] | None:
-        return read_json(self.state_dir / "run.json")
+    def has_state(self) -> bool:
+        return (self.state_dir / "run.json").is_file()
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        write_json(self.state_dir / "run.json", state)
+    def read_state(self) -> RunState | None:
+        data = read_json(self.state_dir / "run.json")
+        return None if data is None else RunState.from_json(data, str(self.state_dir / "run.json"))
+
+    def write_state(self, state: RunState) -> None:
+        write_json(self.state_dir / "run.json", state.to_json())
 
     # -- finalize: data/, sharegpt/, candidates/, plots, card and run.json rewritten as one --------
     def begin_finalize(self) -> None:
@@ -319,7 +334,7 @@ class RunStore:
 
     def shards_present(self, count: int) -> list[ShardStore]:
         """The shards of an ``N = count`` split that have started here (their ``shard.json`` exists)."""
-        return [s for s in (self.shard(i, count) for i in range(count)) if s.read_state() is not None]
+        return [s for s in (self.shard(i, count) for i in range(count)) if s.has_state()]
 
     # -- published splits --------------------------------------------------------------------
     def shard_writer(self, folder: str, schema: pa.Schema, max_shard_bytes: int) -> "ShardWriter":

@@ -277,3 +277,13 @@ def load_rows(
     **kwargs: Any,
 ) -> LoadedRows:
     return normalize(read_records(dataset, split=split, subset=subset, revision=revision), **kwargs)
+
+
+def read_input(options: Any, *, with_explanation: bool = False, explanation_column: str | None = None) -> LoadedRows:
+    """The rows of an input section (``options.InputOptions``: dataset, split, subset, revision, columns,
+    limit, strict); ``explanation_column``/``with_explanation``: the given explanations of ``score``."""
+    return load_rows(
+        options.dataset, split=options.split, subset=options.subset, revision=options.revision,
+        question_column=options.question_column, solution_column=options.solution_column, limit=options.limit,
+        strict=options.strict, with_explanation=with_explanation, explanation_column=explanation_column,
+    )

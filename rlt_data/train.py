@@ -110,14 +110,14 @@ def refresh_hint(path: Path) -> str:
         cache = Path(datasets.config.HF_DATASETS_CACHE) / camelcase_to_snakecase(path.resolve().name)
         return f"Before loading it by name, remove {cache} (the datasets cache of every folder named {path.resolve().name!r})"
     flags = []
-    for key, value in (state.get("selection") or {}).items():
+    for key, value in state.selection.items():
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, bool):  # a switch: --ascending, or nothing
             flags += [flag] if value else []
         elif value is not None:
             flags.append(f"{flag} {shlex.quote(str(value))}")
-    if state.get("max_shard_size"):
-        flags.append(f"--max-shard-size {state['max_shard_size']}")
+    if state.max_shard_size:
+        flags.append(f"--max-shard-size {state.max_shard_size}")
     return "Rewrite the card: " + " ".join(["rlt-data select", shlex.quote(str(path)), *flags])
 
 
@@ -164,17 +164,18 @@ def check_config_file(argv: list[str]) -> None:
             read_yaml_mapping(argv[k + 1])
 
 
-def parse_options(dataclass_types: tuple, argv: list[str]) -> tuple:
+def parse_options(dataclass_types: Any, argv: list[str]) -> tuple:
     """TRL's parser (flags and ``--config`` YAML) with bad input as a ``UserError``: a missing or
     unreadable config file, a value of the wrong type or an unknown option (argparse would print
-    its usage and exit), and the option checks of TRL's and transformers' config classes."""
+    its usage and exit), and the option checks of TRL's and transformers' config classes.
+    ``dataclass_types``: the option dataclasses, or a ``TrlParser`` of them (a script's ``make_parser()``)."""
     from trl import TrlParser
 
     def error(message: str) -> None:
         raise UserError(f"{message} (see --help)")
 
     check_config_file(argv)
-    parser = TrlParser(dataclass_types)
+    parser = TrlParser(dataclass_types) if isinstance(dataclass_types, (tuple, list)) else dataclass_types
     parser.error = error  # type: ignore[method-assign]
     try:
         parsed = parser.parse_args_and_config(args=argv)

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from helpers import cli, invoke, read_jsonl, write_jsonl
+from rlt_data.errors import UserError
 from rlt_data.evaluate import check_choice, check_math, last_boxed
 
 # Few questions in two chunks of 3: the one generating run takes seconds on an idle CPU.
@@ -167,6 +168,67 @@ def test_resume_inside_a_benchmark(toy_eval, tmp_path, monkeypatch):
     assert written == [("00000003.jsonl", 3)]
     assert read_jsonl(tmp_path / "cut" / "toy" / "generations.jsonl") == rows
     assert not partial.exists()
+
+
+def test_a_missing_chunk_file_is_the_only_one_generated_again(toy_eval, tmp_path, monkeypatch):
+    """Chunks 0, 2 and 4 finished, chunk 2's file deleted: the rerun generates chunk 2 only (the files
+    after the gap are read, never rewritten)."""
+    from rlt_data import evaluate as ev
+
+    model, out, _ = toy_eval
+    rows = read_jsonl(out / "toy" / "generations.jsonl")
+    params = json.loads((out / "toy" / "result.json").read_text())["parameters"]
+    partial = tmp_path / "gap" / ".partial" / "toy"
+    partial.mkdir(parents=True)
+    (partial / "meta.json").write_text(json.dumps({"parameters": params, "chunk_size": 2}))
+    for start in (0, 4):  # 00000002.jsonl deleted
+        (partial / f"{start:08d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[start : start + 2]))
+    written = []
+    real = ev._write_chunk
+    monkeypatch.setattr(ev, "_write_chunk", lambda path, new: (written.append((path.name, len(new))), real(path, new)))
+    resumed = invoke("evaluate", model, *FAST, "--chunk-size", "2", "--output", tmp_path / "gap")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming after 4 of 6 questions" in resumed.output
+    assert written == [("00000002.jsonl", 2)]
+    again = read_jsonl(tmp_path / "gap" / "toy" / "generations.jsonl")
+    assert [r["id"] for r in again] == [r["id"] for r in rows]
+    assert again[:2] == rows[:2] and again[4:] == rows[4:]
+    assert not partial.exists()
+
+
+def test_benchmark_run_reads_its_chunks_and_clears_other_runs(tmp_path):
+    """BenchmarkRun: the finished chunks of the same parameters and chunk size; another run's are removed."""
+    from rlt_data.eval_sets import BENCHMARKS, Item
+    from rlt_data.evaluate import BenchmarkRun, _jsonl
+
+    items = [Item(id=str(k), question=f"q{k}", prompt=f"q{k}", answer=str(k)) for k in range(5)]
+    run = BenchmarkRun(BENCHMARKS["toy"], items, {"seed": 0}, None, tmp_path, chunk_size=2)
+    assert list(run.starts) == [0, 2, 4] and run.result_path == tmp_path / "toy" / "result.json"
+    assert run.finished_chunks() == {}  # nothing yet: meta.json written
+    assert json.loads((run.partial / "meta.json").read_text()) == {"parameters": {"seed": 0}, "chunk_size": 2}
+    run.chunk_path(4).write_text(_jsonl([{"id": "4"}]))
+    assert run.finished_chunks() == {4: [{"id": "4"}]}
+    other = BenchmarkRun(BENCHMARKS["toy"], items, {"seed": 1}, None, tmp_path, chunk_size=2)
+    assert other.finished_chunks() == {} and not run.chunk_path(4).exists()
+    (run.partial / "meta.json").write_text("{not json")
+    with pytest.raises(UserError, match="meta.json is damaged"):
+        run.finished_chunks()
+
+
+def test_eval_options_read_the_flags_forms():
+    """--benchmarks, --k and --data as given on the command line, or as lists and a mapping from Python."""
+    from rlt_data.eval_sets import DEFAULT_BENCHMARKS
+    from rlt_data.evaluate import EvalConfig
+
+    config = EvalConfig(model="m", k="1, 4", data=["toy = a.jsonl"])
+    assert config.benchmarks == list(DEFAULT_BENCHMARKS) and config.k == [1, 4] and config.data == {"toy": "a.jsonl"}
+    assert EvalConfig(**config.__dict__) == config  # already read: kept
+    assert config.engine().batch_size == 16 and config.engine().max_tokens_per_batch == 16384
+    assert "hf_SECRET" not in repr(EvalConfig(model="m", token="hf_SECRET"))
+    with pytest.raises(UserError, match="--data takes NAME=SOURCE"):
+        EvalConfig(model="m", data=["toy"])
+    with pytest.raises(UserError, match="--k takes comma-separated whole numbers"):
+        EvalConfig(model="m", k="all")
 
 
 def test_model_card_gets_a_model_index(toy_eval):

@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("rules and records", [
         "rlt_data.protocol",
         "rlt_data.records",
+        "rlt_data.state",
         "rlt_data.selection",
         "rlt_data.sharding",
         "rlt_data.report",
@@ -74,6 +75,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engines, scoring, card and publishing", [
         "rlt_data.backends",
         "rlt_data.backends.dummy_backend",
+        "rlt_data.backends.attention",
         "rlt_data.backends.transformers_backend",
         "rlt_data.backends.vllm_backend",
         "rlt_data.vllm_cpu",
@@ -95,6 +97,12 @@ LAYERS: list[tuple[str, list[str]]] = [
         "rlt_data.decontaminate",
         "rlt_data.export",
         "rlt_data.train",
+        # the teacher's two TRL scripts, on the student's TRL plumbing (train: parse_options, fit)
+        "rlt_data.teacher",
+        "rlt_data.teacher.common",
+        "rlt_data.teacher.reward",
+        "rlt_data.teacher.sft",
+        "rlt_data.teacher.grpo",
     ]),
     # The commands: each a composition of the option sections, with the checks that need other modules
     # (model paths, --keep-by columns, decontamination benchmarks): "checks that need other modules run

@@ -20,6 +20,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..options import SamplingOptions, default_of
 
 # name -> module (relative to this package)
 BACKENDS = {"transformers": ".transformers_backend", "vllm": ".vllm_backend", "dummy": ".dummy_backend"}
@@ -55,10 +56,11 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    num_samples: int = 1
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 16384
+    # defaults: the sampling section's (options.SamplingOptions), declared there once
+    num_samples: int = default_of(SamplingOptions, "num_samples")
+    temperature: float = default_of(SamplingOptions, "temperature")
+    top_p: float = default_of(SamplingOptions, "top_p")
+    max_new_tokens: int = default_of(SamplingOptions, "max_new_tokens")
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import check_model_path, eos_token_ids, load_tokenizer
-from ..options import EngineOptions, logprob_budget_bytes, vllm_args_dict
+from ..options import EngineOptions, logprob_budget_bytes, vllm_args_dict, default_of
 from . import Sample, SamplingConfig
 from .logprobs import default_budget_bytes, gather_logprobs
 
@@ -33,12 +33,14 @@ log = logging.getLogger("rlt_data")
 
 @dataclass
 class Options:
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    enforce_eager: bool = False
-    max_tokens_per_batch: int = 65536  # tokens per encode() call when scoring
+    """Built by ``options_from``; defaults (for code that builds one itself) are the engine section's."""
+
+    dtype: str = default_of(EngineOptions, "dtype")
+    tensor_parallel_size: int = default_of(EngineOptions, "tensor_parallel_size")
+    gpu_memory_utilization: float = default_of(EngineOptions, "gpu_memory_utilization")
+    max_model_len: int | None = default_of(EngineOptions, "max_model_len")
+    enforce_eager: bool = default_of(EngineOptions, "enforce_eager")
+    max_tokens_per_batch: int = default_of(EngineOptions, "max_tokens_per_batch")  # tokens per encode() call when scoring
     logprob_budget_bytes: int | None = None  # None: backends.logprobs.default_budget_bytes(device)
     engine_args: dict[str, Any] = field(default_factory=dict)
 

@@ -8,14 +8,19 @@ from typing import Any
 from .. import protocol
 from ..backends import derive_seed
 from ..options import InputOptions, OutputOptions, SamplingOptions, identity
-from ..records import Candidate, Position, row
+from ..records import Candidate, Position, row, schema
 from ..sharding import resolved
 from . import cost
-from .common import pending, progress, rows_per_question, stop_point
+from .common import StageWork, progress, rows_per_question, stop_point
 
 
 class Generate:
-    name, needs, role = "generated", (), "generate"
+    name, needs, role, commands = "generated", (), "generate", ("generate",)
+    model = ("Generator", "teacher")  # backend class, and the option naming its model
+    schema = schema(Candidate, Position)
+
+    def active(self, config) -> bool:
+        return True
 
     def params(self, config) -> dict[str, Any]:
         """What identifies the run's generations (with the input's ids; a change is refused, not recomputed):
@@ -23,11 +28,12 @@ class Generate:
         return (identity(config, InputOptions) | identity(config, SamplingOptions) | identity(config, OutputOptions)
                 | {"dataset": resolved(config.dataset)})
 
-    def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
-        todo = pending(shard, self.name, chunks, rows_per_question(config))
+    def run(self, work: StageWork) -> None:
+        shard, chunks, config = work.shard, work.chunks, work.config
+        todo = work.pending()
         if not todo:
             return
-        generator = backend.Generator(config.teacher, options)
+        generator = work.model()
         sampling = config.sampling()
         bar = progress(sum(map(len, chunks)), "generate", "q")
         bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(todo)))
@@ -37,7 +43,7 @@ class Generate:
                 prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
                 # seeded by question: the same samples whichever shard, chunk or machine draws them
                 samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
-                shard.write_chunk(self.name, i, candidates(chunks[i], samples))
+                work.write(i, candidates(chunks[i], samples))
                 prompt_tokens = sum(len(generator.tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
                 cost.chunk_done(shard, self.name, i, prompt_tokens=prompt_tokens * rows_per_question(config),
                                 completion_tokens=sum(s.num_tokens or 0 for group in samples for s in group))
@@ -49,7 +55,9 @@ class Generate:
                 stop_point(shard, self.name)
         finally:
             bar.close()
-            generator.close()
+
+
+STAGE = Generate
 
 
 def candidates(chunk: list[dict], samples) -> list[dict]:

@@ -5,26 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from ..options import InputOptions, OutputOptions, identity
-from ..records import Candidate, Position, row
+from ..records import Candidate, Position, row, schema
 from ..sharding import resolved
 from . import cost
-from .common import pending
+from .common import StageWork
 
 
 class GivenExplanations:
-    name, needs, role = "generated", (), None
+    name, needs, role, commands, model = "generated", (), None, ("score",), None
+    schema = schema(Candidate, Position)
+
+    def active(self, config) -> bool:
+        return True
 
     def params(self, config) -> dict[str, Any]:
         """The input and its chunking identify the given explanations (a new input option joins by itself)."""
         return (identity(config, InputOptions) | identity(config, OutputOptions)
                 | {"explanation_column": config.explanation_column, "dataset": resolved(config.dataset)})
 
-    def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
-        for i in pending(shard, self.name, chunks, 1):
-            shard.write_chunk(self.name, i, [
+    def run(self, work: StageWork) -> None:
+        for i in work.pending(1):
+            work.write(i, [
                 row(Candidate(id=r["id"], question=r["question"], solution=r["solution"], sample_index=0, completion=r["explanation"],
                               explanation=r["explanation"], has_end_tag=True, truncated=False, num_completion_tokens=None),
                     Position(r["row_index"]))
-                for r in chunks[i]
+                for r in work.chunks[i]
             ])
-            cost.chunk_done(shard, self.name, i)
+            cost.chunk_done(work.shard, self.name, i)
+
+
+STAGE = GivenExplanations

@@ -10,32 +10,38 @@ from typing import Any
 
 from .. import scoring
 from ..records import TeacherThink as Think
-from ..records import row
+from ..records import row, schema
 from . import cost
-from .common import pending, progress_iter, rows_per_question, scorable
+from .common import StageWork, progress_iter, scorable
 
 
 class TeacherThink:
-    name, needs, role = "teacher", ("generated",), "score"
+    name, needs, role, commands = "teacher", ("generated",), "score", ("generate", "score")
+    model = ("Scorer", "teacher")
+    schema = schema(Think)
+
+    def active(self, config) -> bool:
+        """Only for a reward with a KL term (``--kl-coefs`` not 0,0)."""
+        return config.reward().needs_teacher
 
     def params(self, config) -> dict[str, Any]:
         return {"teacher": config.teacher, "teacher_temperature": config.reward().teacher_t}
 
-    def run(self, shard, chunks: list[list[dict]], config, backend, options) -> None:
-        reward = config.reward()
-        todo = pending(shard, self.name, chunks, rows_per_question(config))
-        if not reward.needs_teacher or not todo:
+    def run(self, work: StageWork) -> None:
+        reward, shard = work.config.reward(), work.shard
+        todo = work.pending()
+        if not self.active(work.config) or not todo:
             return
-        scorer = cost.CountingScorer(backend.Scorer(config.teacher, options))
-        try:
-            for i in progress_iter(todo, "score (teacher)", shard, self.name):
-                rows = shard.read_chunk("generated", i)
-                keep = scorable(rows)
-                found = scoring.teacher_think_logprobs(scorer, [rows[k] for k in keep], reward)
-                out = [row(Think([], [])) for _ in rows]
-                for k, value in zip(keep, found):
-                    out[k] = value
-                shard.write_table(self.name, i, out)  # numpy arrays straight into Arrow lists
-                cost.chunk_done(shard, self.name, i, tokens_scored=scorer.take())
-        finally:
-            scorer.close()
+        scorer = cost.CountingScorer(work.model())
+        for i in progress_iter(todo, "score (teacher)", shard, self.name):
+            rows = work.read("generated", i)
+            keep = scorable(rows)
+            found = scoring.teacher_think_logprobs(scorer, [rows[k] for k in keep], reward)
+            out = [row(Think([], [])) for _ in rows]
+            for k, value in zip(keep, found):
+                out[k] = value
+            work.write_arrays(i, out)  # numpy arrays straight into Arrow lists
+            cost.chunk_done(shard, self.name, i, tokens_scored=scorer.take())
+
+
+STAGE = TeacherThink
