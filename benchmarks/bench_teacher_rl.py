@@ -62,6 +62,9 @@ TASKS = {  # fraction of the SFT traces that skip the steps, slip, or use the ot
     "v3": {"skip": 0.4, "slip": 0.2, "other": 0.0},
     "slips-only": {"skip": 0.0, "slip": 0.4, "other": 0.0},
     "v4": {"skip": 0.0, "slip": 0.0, "other": 0.5},
+    # v4's traces again, with an SFT teacher that learns the second procedure: its SFT steps and learning
+    # rate are chosen on the seed-0 teacher alone (--teacher-only) by the rule in teacher_rl_controls.md
+    "v4b": {"skip": 0.0, "slip": 0.0, "other": 0.5},
 }
 RL_ARMS = ("rlt-rl", "nokl-rl", "correctness-rl", "random-rl")
 ARMS = ("sft", *RL_ARMS)
@@ -280,7 +283,7 @@ def sample(teacher: str, student: str, rows: list[dict], tmp: Path, args, seed: 
     ))
     pipeline.generate(config)
     shard = RunStore(tmp / "run").shard(0, 1)
-    out = [c for i in range(shard.read_state()["num_chunks"]) for c in shard.read_chunk("scored", i)]
+    out = [c for i in range(shard.read_state().num_chunks) for c in shard.read_chunk("scored", i)]
     keep = ("id", "explanation", "has_end_tag", "reward", "r_ss", "r_kl")
     out = [{k: c.get(k) for k in keep} for c in out]
     for c in out:
@@ -396,6 +399,25 @@ def arm_job(seed: int, arm: str, args, root: Path, data: dict) -> dict:
         say(f"{args.task} seed {seed}: student on {name} ({len(rows)} rows): held-out accuracy {acc:.3f}")
     record["wall_s"] = time.time() - t0
     return record
+
+
+def teachers_only(args, out: Path, root: Path, data: dict) -> None:
+    """Each seed's SFT teacher and the kinds of its explanations (4 per held-out question, T 0.7): a
+    record per seed and setting, no student arm."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
+        list(pool.map(_run, [("teacher", (s, args, root, data)) for s in args.seeds]))
+    for s in args.seeds:
+        cands = json.loads((root / f"seed{s}" / "cands-sft.json").read_text())
+        record = {"task": args.task, "seed": s, "settings": settings(args), "teacher": profile(cands)}
+        path = records_dir(out, args.task) / f"teacher-only-seed{s}-steps{args.sft_steps}-lr{args.sft_lr:g}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        say(f"{args.task} seed {s} SFT teacher ({args.sft_steps} steps, lr {args.sft_lr:g}): kinds {record['teacher']['kinds']}, "
+            f"step accuracy {record['teacher']['step_accuracy']:.3f}, answer right {record['teacher']['answer_right']:.3f}")
 
 
 def _run(job) -> tuple:
@@ -578,6 +600,9 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--work", default=None, help="keep models here between invocations (default: a temporary folder)")
     parser.add_argument("--report", action="store_true", help="only rebuild the task's tables from its records")
     parser.add_argument("--smoke", action="store_true", help="every arm at tiny size, one seed (a plumbing check, < 3 min)")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="train each seed's SFT teacher, sample it and report the kinds of its explanations; no arm, "
+                             "no student (how v4b's SFT settings are chosen)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.sft_questions, args.sft_steps = [0], 16, 2
@@ -618,6 +643,9 @@ def main(argv: list[str] | None = None) -> None:
         say(f"weak student: held-out accuracy {accuracy(str(weak), data['eval']):.3f} "
             f"(shipped student {accuracy(shipped, data['eval']):.3f}, {len(data['eval'])} questions)")
     write_questions(root / "rl.jsonl", data["rl"])
+    if args.teacher_only:
+        teachers_only(args, out, root, data)
+        return
     todo = {s: [a for a in args.arm if not (records_dir(out, args.task) / f"seed{s}-{a}.json").exists()] for s in args.seeds}
     todo = {s: arms for s, arms in todo.items() if arms}
     pending = {}
