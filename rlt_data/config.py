@@ -24,7 +24,6 @@ from .options import (
     InputOptions,
     OutputOptions,
     PublishOptions,
-    PushOptions,
     RewardOptions,
     SamplingOptions,
     ScaleOutOptions,
@@ -39,8 +38,8 @@ from .options import (
     vllm_args_dict,
 )
 
-__all__ = ["DecontaminateOptions", "GenerateConfig", "MergeOptions", "PushOptions", "ScoreConfig", "ScoringOptions",
-           "SelectOptions", "build", "preset_values", "read_yaml_mapping"]
+__all__ = ["DecontaminateOptions", "GenerateConfig", "MergeOptions", "ScoreConfig", "ScoringOptions", "SelectOptions",
+           "build", "preset_values"]
 
 
 def check_selection(config: Any) -> SelectionOptions:

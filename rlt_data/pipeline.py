@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from . import __version__, decontaminate, merge, protocol, sharding, sources
 from .backends import load_backend
-from .config import GenerateConfig, ScoreConfig, ScoringOptions
+from .config import GenerateConfig, ScoreConfig, ScoringOptions, SelectOptions
 from .errors import UserError
 from .executors import ShardJob, Worker, executor, to_spec
 from .executors.slurm import refuse_queued
@@ -454,7 +454,7 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
         worker = Worker(here=lambda index: run_shard(config, command, index, count, prepared), entry=WORKER)
         if not executor(config.executor)(config, job, worker):
             return None  # a scheduler runs the shards, and the merge after them
-        return merge.merge(store, [store], count, config)
+        return merge.merge(store, [store], count, section(config, SelectOptions))  # the selection and shard size only
 
 
 def generate(config: GenerateConfig) -> dict[str, Any] | None:

@@ -193,7 +193,7 @@ def test_public_names_of_local_models_and_data(tmp_path):
 
 def test_plan_commits_is_pure():
     """Which file goes up in which commit, from the local files, the remote listing and the options: no server."""
-    from rlt_data.config import PushOptions
+    from rlt_data.options import PushOptions
     from rlt_data.hub import LocalFile, plan_commits
 
     def local(path: str) -> LocalFile:

@@ -94,3 +94,26 @@ def test_models_open_once_per_shard_and_close_after_their_last_stage(toy_models)
     assert len(models.open) == 2
     models.close()
     assert not models.open
+
+
+def test_a_run_of_the_previous_format_is_refused_then_redone(toy_models, tmp_path):
+    """Format 4 recorded no stage order: its shard is refused with the --overwrite hint (one line, exit 2),
+    and --overwrite redoes it."""
+    import json
+
+    dataset = write_toy_set(tmp_path / "set.jsonl", 3, 2)
+    out = tmp_path / "run"
+    args = ["generate", "--teacher", toy_models["teacher"], "--student", toy_models["student"], "--dataset", dataset,
+            "--output", out, "--backend", "dummy", "--num-samples", "2", "--max-new-tokens", "40"]
+    assert (first := invoke(*args)).exit_code == 0, first.output
+    for name in ("shard.json", "run.json"):
+        path = out / ".rlt" / name
+        state = json.loads(path.read_text())
+        state.pop("order", None)
+        path.write_text(json.dumps({**state, "format": 4}))
+    (out / ".rlt" / "run.json").unlink()  # a run whose merge had not happened yet: the shard alone
+    old = invoke(*args)
+    assert old.exit_code == 2 and "older rlt-data" in old.output and "--overwrite" in old.output, old.output
+    assert len(old.output.strip().splitlines()) == 1
+    assert (redone := invoke(*args, "--overwrite")).exit_code == 0, redone.output
+    assert json.loads((out / ".rlt" / "shard.json").read_text())["order"] == ["generated", "teacher", "scored"]
