@@ -68,7 +68,7 @@ def write_run(root: Path, questions: int, samples: int, completion_bytes: int, c
         chunk_rows = [len(mine[c * chunk_size : (c + 1) * chunk_size]) for c in range(num_chunks)]
         scoring = {"student": "synthetic", "temperature_score": 0.7, "lp_coefs": [1.0, 0.01], "kl_coefs": [3.0, 0.03],
                    "format_penalty": -1.0}
-        options = by_section(GenerateConfig(teacher="synthetic", student="synthetic", dataset="synthetic", output=str(root)))
+        options = by_section(GenerateConfig.of(teacher="synthetic", student="synthetic", dataset="synthetic", output=str(root)))
         options["Selection"] = vars(SelectionOptions())
         shard.write_state(ShardState(
             format=STATE_FORMAT, command="generate", generation=generation,

@@ -72,13 +72,13 @@ def main() -> None:
 
     def ours() -> tuple[float, list[dict]]:
         with tempfile.TemporaryDirectory() as tmp:
-            config = GenerateConfig(teacher=teacher, student=student, dataset="-", output=str(Path(tmp) / "run"), num_samples=args.samples,
+            config = GenerateConfig.of(teacher=teacher, student=student, dataset="-", output=str(Path(tmp) / "run"), num_samples=args.samples,
                                     max_new_tokens=args.max_new_tokens, chunk_size=len(rows), backend="vllm",
                                     dtype=engine.get("dtype", "auto"), max_model_len=engine.get("max_model_len"),
                                     enforce_eager=engine.get("enforce_eager", False))
-            store = RunStore(config.output).shard(0, 1)
+            store = RunStore(config.folder).shard(0, 1)
             t0 = time.perf_counter()
-            Generate().run(store, [rows], config, vb, vb.options_from(config))
+            Generate().run(store, [rows], config, vb, vb.options_from(config.engine))
             seconds = time.perf_counter() - t0
             return seconds, store.read_chunk("generated", 0)
 
@@ -94,7 +94,7 @@ def main() -> None:
     texts = [{**c, "explanation": c["explanation"] or "x"} for c in candidates if not c["truncated"]]
     stok = load_tokenizer(student)
     contexts = [scoring.tokenize_context(stok, protocol.student_scoring_context(stok, c["question"], c["explanation"], c["solution"])) for c in texts]
-    config = GenerateConfig(teacher=teacher, student=student, dtype=engine.get("dtype", "auto"), max_model_len=engine.get("max_model_len"),
+    config = GenerateConfig.of(teacher=teacher, student=student, dtype=engine.get("dtype", "auto"), max_model_len=engine.get("max_model_len"),
                             enforce_eager=engine.get("enforce_eager", False))
     t0 = time.perf_counter()
     pooled = LLM(model=student, runner="pooling", pooler_config=PoolerConfig(task="token_embed", tok_pooling_type="ALL", use_activation=False), **engine)
@@ -104,7 +104,7 @@ def main() -> None:
     del pooled
     gc.collect()
     t0 = time.perf_counter()
-    scorer = vb.Scorer(student, vb.options_from(config))
+    scorer = vb.Scorer(student, vb.options_from(config.engine))
     scoring.student_scores(scorer, texts, None, scoring.RewardConfig(kl_coefs=(0, 0)))
     ours_score = time.perf_counter() - t0
     scorer.close()

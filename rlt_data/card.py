@@ -138,7 +138,8 @@ def recommended_max_length(longest: int | None) -> int:
 SOURCE_KEYS = ("teacher", "student", "dataset")  # option values that name a model or a dataset
 _LARGE = 64 << 20
 _HUB_CACHE = re.compile(r"^(?:models|datasets)--(.+)$")  # huggingface_hub's cache: models--ORG--NAME/snapshots/REV
-_ABSOLUTE = re.compile(r"(?<![\w.:/~-])(?:~|[A-Za-z]:)?[/\\][^\s'\"`|,;()\[\]{}<>]*")
+# an absolute path: /x, ~/x, C:\x or C:/x, \\server\x; not a LaTeX command (\boxed, \frac) nor a ratio (1/2)
+_ABSOLUTE = re.compile(r"(?<![\w.:/~\\-])(?:~[/\\]|[A-Za-z]:[/\\]|\\\\|/)[^\s'\"`|,;()\[\]{}<>]*")
 
 
 def _local_source(value: str) -> bool:

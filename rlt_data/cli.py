@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from .config import DecontaminateOptions, GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build
-from .options import EvalOptions, PushOptions, section_of
+from .options import EvalOptions, PushOptions, option_fields, section_of
 from .errors import Stopped, UserError, os_error
 
 
@@ -118,7 +118,7 @@ def options_command(name: str, help: str, cls: type, run: Callable[..., None],
             "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
             default=typer.Option(None, "--config", help="YAML file with any of these options (flags override it)."),
         ))
-    fields = [f for f in dataclasses.fields(cls) if f.name not in taken]
+    fields = [f for _, f in option_fields(cls) if f.name not in taken]
     if not plain:
         fields.sort(key=lambda f: (section_of(cls, f.name), f.name))
     params += [_field_option(cls, f, plain) for f in fields]
@@ -148,22 +148,22 @@ def print_summary(summary: Any, output: str) -> None:
 def _generate(config: GenerateConfig) -> None:
     from . import pipeline
 
-    if config.dry_run:
+    if config.start.dry_run:
         pipeline.dry_run(config, typer.echo)
         return
     _setup_logging()
     summary = pipeline.generate(config)
     if summary is not None:  # None: one shard (--shard-index) or a Slurm job written
-        print_summary(summary, config.output)
+        print_summary(summary, config.folder)
         _after_run(config)
 
 
 def _after_run(config: GenerateConfig) -> None:
     """``generate --push-to-hub REPO``: publish the finished run."""
-    if config.push_to_hub:
+    if config.publish.push_to_hub:
         from .hub import push
 
-        push(config.output, PushOptions(repo_id=config.push_to_hub, private=config.private), echo=typer.echo)
+        push(config.folder, PushOptions(repo_id=config.publish.push_to_hub, private=config.publish.private), echo=typer.echo)
 
 
 def _score(config: ScoreConfig) -> None:
@@ -172,7 +172,7 @@ def _score(config: ScoreConfig) -> None:
     _setup_logging()
     summary = pipeline.score(config)
     if summary is not None:
-        print_summary(summary, config.output)
+        print_summary(summary, config.folder)
 
 
 dataclass_command(
@@ -211,8 +211,9 @@ def _decontaminate(dataset: str, **flags: Any) -> None:
         typer.echo(f"{bench}: {report['flagged'][bench]} of {report['rows_checked']} rows flagged, {report['removed'][bench]} removed")
         for e in report["examples"].get(bench, []):
             typer.echo(f"  row {e['row_index']} ({e['field']}) ~ problem {e['problem_id']}: {e['match']}")
-    if config.output:
-        typer.echo(f"wrote {report['rows_written']} rows to {config.output}/train.parquet and the report to {config.output}/report.json")
+    out = config.report.output
+    if out:
+        typer.echo(f"wrote {report['rows_written']} rows to {out}/train.parquet and the report to {out}/report.json")
     else:
         typer.echo(json.dumps({k: report[k] for k in ("rows_checked", "rows_flagged", "rows_removed", "flagged", "removed")}))
 

@@ -1,14 +1,13 @@
-"""Commands' options: each command a composition of the sections of ``options.py``, with the checks
-that need other modules (the command edge), YAML files and flag overrides.
+"""Commands' options: each command a dataclass of the sections of ``options.py`` (``Command``), with
+the checks that need other modules (the command edge), YAML files and flag overrides.
 
 The CLI builds its flags from the sections' fields (``cli.py``), so a default or a help text lives
 in exactly one place, ``options.py``. Precedence: dataclass default < preset < ``--config FILE.yaml``
-< command-line flag.
+< command-line flag. A YAML key is an option's name, whatever its section.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,220 +18,269 @@ from .options import (
     ATTENTION_CHOICES,
     EXECUTOR_CHOICES,
     KERNEL_CHOICES,
+    Command,
     DecontaminationOptions,
     EngineOptions,
+    GivenOptions,
     InputOptions,
+    MergeFolderOptions,
     OutputOptions,
     PublishOptions,
+    ReportOptions,
     RewardOptions,
     SamplingOptions,
     ScaleOutOptions,
     SelectionOptions,
     ShardSizeOptions,
+    StartOptions,
     check_repo_id,
-    opt,
+    option_fields,
     parse_pair,
     parse_size,
+    part,
     read_yaml_mapping,
-    section,
     vllm_args_dict,
 )
 
-__all__ = ["DecontaminateOptions", "GenerateConfig", "MergeOptions", "ScoreConfig", "ScoringOptions", "SelectOptions",
+__all__ = ["DecontaminateOptions", "GenerateConfig", "MergeOptions", "ScoreConfig", "ScoringCommand", "SelectOptions",
            "build", "preset_values"]
 
 
-def check_selection(config: Any) -> SelectionOptions:
-    """The selection options of ``config``, checked (``--keep-by`` against the candidates' columns)."""
+def check_selection(selection: SelectionOptions) -> SelectionOptions:
+    """The selection section, checked (``--keep-by`` against the candidates' columns)."""
     from .selection import check_keep_by
 
-    selection = section(config, SelectionOptions)
     selection.check_selection()
     check_keep_by(selection.keep_by)
     return selection
 
 
-def check_scale_out(config: Any) -> None:
-    """``--num-shards``, ``--executor`` and the Slurm options, together."""
+def check_scale_out(scale_out: ScaleOutOptions, engine: EngineOptions) -> None:
+    """``--num-shards``, ``--executor`` and the Slurm options, together (and ``--data-parallel-size``)."""
     from .sharding import check_split
 
-    check_split(config.num_shards, config.shard_index)
-    if config.executor not in EXECUTOR_CHOICES:
-        raise UserError(f"--executor must be one of {', '.join(EXECUTOR_CHOICES)}, not {config.executor!r}")
-    if config.shard_index is not None and (config.executor != "local" or config.data_parallel_size > 1):
+    s = scale_out
+    check_split(s.num_shards, s.shard_index)
+    if s.executor not in EXECUTOR_CHOICES:
+        raise UserError(f"--executor must be one of {', '.join(EXECUTOR_CHOICES)}, not {s.executor!r}")
+    if s.shard_index is not None and (s.executor != "local" or engine.data_parallel_size > 1):
         raise UserError("--shard-index runs one shard in this process: it goes with --executor local and --data-parallel-size 1")
-    if config.executor in ("ray", "slurm") and config.num_shards < 2:
-        raise UserError(f"--executor {config.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
-    if config.max_retries < 0 or config.slurm_cpus_per_task < 1 or (config.slurm_gpus_per_task or 0) < 0 or (config.slurm_max_parallel or 1) < 1 \
-            or config.slurm_merge_cpus < 1:
+    if s.executor in ("ray", "slurm") and s.num_shards < 2:
+        raise UserError(f"--executor {s.executor} spreads shards over machines: pass --num-shards N (N >= 2)")
+    if s.max_retries < 0 or s.slurm_cpus_per_task < 1 or (s.slurm_gpus_per_task or 0) < 0 or (s.slurm_max_parallel or 1) < 1 \
+            or s.slurm_merge_cpus < 1:
         raise UserError("--max-retries and --slurm-gpus-per-task must be >= 0, --slurm-cpus-per-task, --slurm-max-parallel "
                         "and --slurm-merge-cpus >= 1")
-    if config.executor == "slurm":
+    if s.executor == "slurm":
         from .slurm_time import check_memory, check_time, seconds
 
         # the shard jobs are signalled 600 s before their limit to requeue: keep time to work before that
-        if seconds(config.slurm_time, "--slurm-time") < 15 * 60:
-            raise UserError(f"--slurm-time {config.slurm_time} leaves no time to work: a shard job is told to requeue "
+        if seconds(s.slurm_time, "--slurm-time") < 15 * 60:
+            raise UserError(f"--slurm-time {s.slurm_time} leaves no time to work: a shard job is told to requeue "
                             "10 minutes before its limit; give at least 15 minutes (e.g. 04:00:00)")
-        check_time(config.slurm_merge_time, "--slurm-merge-time")
-        check_memory(config.slurm_mem, "--slurm-mem")
-        check_memory(config.slurm_merge_mem, "--slurm-merge-mem")
+        check_time(s.slurm_merge_time, "--slurm-merge-time")
+        check_memory(s.slurm_mem, "--slurm-mem")
+        check_memory(s.slurm_merge_mem, "--slurm-merge-mem")
+
+
+def check_engine(engine: EngineOptions) -> None:
+    e = engine
+    if e.scoring_attention not in ATTENTION_CHOICES:
+        raise UserError(f"--scoring-attention must be one of {', '.join(ATTENTION_CHOICES)}, not {e.scoring_attention!r}")
+    if e.logprob_kernel not in KERNEL_CHOICES:
+        raise UserError(f"--logprob-kernel must be one of {', '.join(KERNEL_CHOICES)}, not {e.logprob_kernel!r}")
+    if e.logprob_budget is not None:
+        parse_size(e.logprob_budget, "--logprob-budget")
+    if e.batch_size < 1 or e.max_tokens_per_batch < 1:
+        raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
+    if e.tensor_parallel_size < 1 or e.data_parallel_size < 1:
+        raise UserError("--tensor-parallel-size and --data-parallel-size must be at least 1")
+    if not 0 < e.gpu_memory_utilization <= 1:
+        raise UserError("--gpu-memory-utilization must be in (0, 1]")
+    if e.max_model_len is not None and e.max_model_len < 1:
+        raise UserError("--max-model-len must be at least 1")
+    if e.vllm_args is not None:
+        vllm_args_dict(e.vllm_args)
+
+
+def check_limit(input: InputOptions) -> None:
+    if input.limit is not None and input.limit < 1:
+        raise UserError("--limit must be at least 1")
 
 
 @dataclass
-class DecontaminateOptions(InputOptions, DecontaminationOptions):
+class DecontaminateOptions(Command):
     """``rlt-data decontaminate``: a set (or a run's kept rows) checked on its own."""
 
-    SECTION = "Output"
-    output: str | None = opt(None, "Folder for report.json and train.parquet (the rows without flagged ones); without it the report is printed only.")
+    input: InputOptions = part(InputOptions)
+    decontamination: DecontaminationOptions = part(DecontaminationOptions)
+    report: ReportOptions = part(ReportOptions)
 
     def validate(self) -> None:
         from .decontaminate import validate
 
-        validate(self)
-        if self.limit is not None and self.limit < 1:
-            raise UserError("--limit must be at least 1")
+        validate(self.decontamination)
+        check_limit(self.input)
 
 
 @dataclass
-class SelectOptions(SelectionOptions, ShardSizeOptions):
+class SelectOptions(Command):
     """``rlt-data select``: selection and shard size; nothing is recomputed."""
 
+    selection: SelectionOptions = part(SelectionOptions)
+    size: ShardSizeOptions = part(ShardSizeOptions)
+
     def validate(self) -> None:
-        check_selection(self)
-        parse_size(self.max_shard_size)
+        check_selection(self.selection)
+        parse_size(self.size.max_shard_size)
 
 
 @dataclass
 class MergeOptions(SelectOptions):
     """``rlt-data merge``: which shards, and where the dataset goes."""
 
-    SECTION = "Merge"
-    output: str | None = opt(None, "Where the dataset goes (default: the first folder).")
-    num_shards: int | None = opt(None, "Which split to merge when a folder holds shards of several (default: the one there is).")
-    allow_partial: bool = opt(False, "Merge the chunks scored so far (missing or unfinished shards); the card says the run is partial.")
+    merge: MergeFolderOptions = part(MergeFolderOptions)
 
 
-# -- commands: options composed per command, as TRL composes ScriptArguments, SFTConfig, ModelConfig --
 @dataclass
-class ScoringOptions(InputOptions, DecontaminationOptions, RewardOptions, SelectionOptions, OutputOptions, EngineOptions, ScaleOutOptions):
-    """Everything a command that scores and selects takes."""
+class ScoringCommand(Command):
+    """The sections of a command that scores and selects (``generate``, ``score``)."""
+
+    input: InputOptions = part(InputOptions)
+    decontamination: DecontaminationOptions = part(DecontaminationOptions)
+    reward: RewardOptions = part(RewardOptions)
+    selection: SelectionOptions = part(SelectionOptions)
+    output: OutputOptions = part(OutputOptions)
+    engine: EngineOptions = part(EngineOptions)
+    scale_out: ScaleOutOptions = part(ScaleOutOptions)
+
+    @property
+    def folder(self) -> str:
+        """The run folder (``--output``)."""
+        return self.output.output
 
     def validate(self) -> None:
         for name in ("dataset", "output", "student"):
-            if not getattr(self, name):
+            if not self.get(name):
                 raise UserError(f"--{name} is required")
-        if self.scoring_attention not in ATTENTION_CHOICES:
-            raise UserError(f"--scoring-attention must be one of {', '.join(ATTENTION_CHOICES)}, not {self.scoring_attention!r}")
-        if self.logprob_kernel not in KERNEL_CHOICES:
-            raise UserError(f"--logprob-kernel must be one of {', '.join(KERNEL_CHOICES)}, not {self.logprob_kernel!r}")
-        if self.logprob_budget is not None:
-            parse_size(self.logprob_budget, "--logprob-budget")
-        if self.chunk_size < 1 or self.batch_size < 1 or self.max_tokens_per_batch < 1:
+        check_engine(self.engine)
+        if self.output.chunk_size < 1:
             raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise UserError("--limit must be at least 1")
-        if self.temperature_score <= 0:
+        check_limit(self.input)
+        if self.reward.temperature_score <= 0:
             raise UserError("--temperature-score must be positive")
         from .models import check_model_path
 
-        for model in (self.student, getattr(self, "teacher", None)):
+        for model in (self.reward.student, self.teacher):
             if model:
                 check_model_path(model)  # a missing local folder fails now, not after the first stage
-        if Path(self.output).expanduser().exists() and not Path(self.output).expanduser().is_dir():
-            raise UserError(f"--output {self.output} is a file, not a folder")
-        if self.tensor_parallel_size < 1 or self.data_parallel_size < 1:
-            raise UserError("--tensor-parallel-size and --data-parallel-size must be at least 1")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise UserError("--gpu-memory-utilization must be in (0, 1]")
-        if self.max_model_len is not None and self.max_model_len < 1:
-            raise UserError("--max-model-len must be at least 1")
-        if self.vllm_args is not None:
-            vllm_args_dict(self.vllm_args)
+        if Path(self.folder).expanduser().exists() and not Path(self.folder).expanduser().is_dir():
+            raise UserError(f"--output {self.folder} is a file, not a folder")
         from .decontaminate import validate
 
-        self.reward(), check_selection(self), parse_size(self.max_shard_size)
-        validate(self)
-        check_scale_out(self)
+        self.reward_config(), check_selection(self.selection), parse_size(self.output.max_shard_size)
+        validate(self.decontamination)
+        check_scale_out(self.scale_out, self.engine)
 
-    def reward(self, teacher_temperature: float | None = None):
-        """The reward (``scoring.RewardConfig``); ``teacher_temperature``: T of the teacher's think log-probs (default: --temperature-score)."""
+    @property
+    def teacher(self) -> str | None:
+        return None
+
+    @property
+    def rows_per_question(self) -> int:
+        """Candidates per input row."""
+        return 1
+
+    @property
+    def explanation_column(self) -> str | None:
+        """The input's explanation column (``score``'s)."""
+        return None
+
+    def teacher_temperature(self) -> float:
+        """T of the teacher's think log-probs: ``--temperature-score`` (``generate``: the sampling temperature)."""
+        return self.reward.temperature_score
+
+    def reward_config(self):
+        """The reward (``scoring.RewardConfig``) of the reward section, at this command's teacher temperature."""
         from .scoring import RewardConfig
 
-        return RewardConfig(
-            temperature=self.temperature_score,
-            lp_coefs=parse_pair(self.lp_coefs, "lp_coefs"),
-            kl_coefs=parse_pair(self.kl_coefs, "kl_coefs"),
-            format_penalty=self.format_penalty,
-            teacher_temperature=teacher_temperature,
-        )
+        return RewardConfig.of(self.reward, self.teacher_temperature())
 
     def backend_for(self, role: str) -> str:
         """The backend of a stage: ``generate`` or ``score``."""
         from .backends import default_backend
 
-        return getattr(self, f"{role}_backend", None) or self.backend or default_backend()
-
-    def engine(self) -> EngineOptions:
-        """The engine section: all a backend receives."""
-        return section(self, EngineOptions)
+        own = self.sampling.generate_backend if role == "generate" and hasattr(self, "sampling") else None
+        if role == "score":
+            own = self.engine.score_backend
+        return own or self.engine.backend or default_backend()
 
     def shard_count(self) -> int:
         """Shards of the run: --num-shards, or one per --data-parallel-size replica when that is not given."""
-        return self.num_shards if self.num_shards > 1 or self.shard_index is not None else self.data_parallel_size
+        s = self.scale_out
+        return s.num_shards if s.num_shards > 1 or s.shard_index is not None else self.engine.data_parallel_size
 
 
 @dataclass
-class GenerateConfig(ScoringOptions, SamplingOptions, PublishOptions):
+class GenerateConfig(ScoringCommand):
     """``rlt-data generate``."""
 
-    SECTION = "Input"
-    preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", scheduling=True)
-    dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", scheduling=True)
+    sampling: SamplingOptions = part(SamplingOptions)
+    publish: PublishOptions = part(PublishOptions)
+    start: StartOptions = part(StartOptions)
+
+    @property
+    def teacher(self) -> str | None:
+        return self.sampling.teacher
+
+    @property
+    def rows_per_question(self) -> int:
+        return self.sampling.num_samples
 
     def validate(self) -> None:
         if not self.teacher:
             raise UserError("--teacher is required")
-        if self.dry_run:
-            if not self.dataset:
+        if self.start.dry_run:
+            if not self.input.dataset:
                 raise UserError("--dataset is required")
             return
         super().validate()
-        if self.num_samples < 1 or self.max_new_tokens < 1:
+        s = self.sampling
+        if s.num_samples < 1 or s.max_new_tokens < 1:
             raise UserError("--num-samples and --max-new-tokens must be at least 1")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+        if s.temperature <= 0 or not 0 < s.top_p <= 1:
             raise UserError("--temperature must be positive and --top-p in (0, 1]")
-        if self.push_to_hub:
-            check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.publish.push_to_hub:
+            check_repo_id(self.publish.push_to_hub, "--push-to-hub")
 
-    def sampling(self):
-        """How the teacher samples (``backends.SamplingConfig``)."""
-        from .backends import SamplingConfig
-
-        return SamplingConfig(self.num_samples, self.temperature, self.top_p, self.max_new_tokens)
-
-    def reward(self, teacher_temperature: float | None = None):
+    def teacher_temperature(self) -> float:
         """As the reference: the teacher's think log-probs at the temperature the samples were drawn with."""
-        return super().reward(self.temperature if teacher_temperature is None else teacher_temperature)
+        return self.sampling.temperature
 
 
 @dataclass
-class ScoreConfig(ScoringOptions):
+class ScoreConfig(ScoringCommand):
     """``rlt-data score``: score explanations that already exist."""
 
-    SECTION = "Scoring"
-    teacher: str | None = opt(None, "Teacher model for the KL term (omit with --kl-coefs 0,0).")
-    explanation_column: str | None = opt(None, "Explanation column (default: explanation; Bespoke-Stratos rows use their thought).")
+    given: GivenOptions = part(GivenOptions)
+
+    @property
+    def teacher(self) -> str | None:
+        return self.given.teacher
+
+    @property
+    def explanation_column(self) -> str | None:
+        return self.given.explanation_column
 
     def validate(self) -> None:
         super().validate()
-        if not self.teacher and self.reward().needs_teacher:
+        if not self.teacher and self.reward_config().needs_teacher:
             raise UserError("the KL term needs the teacher: pass --teacher MODEL, or --kl-coefs 0,0")
 
 
 def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
     data = read_yaml_mapping(path)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for _, f in option_fields(cls)}
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -260,7 +308,7 @@ def check_types(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     """Each value as its field's type (YAML gives any type): ints stay ints, numbers become floats,
     numbers given for text become text; anything else (``num_samples: many``, a list for a path) is a UserError."""
     out = dict(values)
-    for f in dataclasses.fields(cls):
+    for _, f in option_fields(cls):
         if f.name not in values or values[f.name] is None:
             continue
         value, kind = values[f.name], str(f.type).split(" |")[0]
@@ -292,6 +340,6 @@ def build(cls: type, config_file: str | None, overrides: dict[str, Any]):
         import json
 
         values["vllm_args"] = json.dumps(values["vllm_args"])
-    config = cls(**check_types(cls, values))
+    config = cls.of(**check_types(cls, values))
     config.validate()
     return config

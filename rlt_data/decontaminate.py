@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .options import DecontaminationOptions
 
 log = logging.getLogger("rlt_data")
 
@@ -55,8 +56,8 @@ def parse_data(value: str | None) -> dict[str, str]:
     return out
 
 
-def validate(config: Any) -> None:
-    """The decontamination options of ``config``, checked without loading anything."""
+def validate(config: DecontaminationOptions) -> None:
+    """The decontamination section, checked without loading anything."""
     from .eval_sets import BENCHMARKS
 
     if config.decontaminate_method not in METHODS:
@@ -81,9 +82,9 @@ def validate(config: Any) -> None:
         raise UserError(f"--decontaminate-data {extra[0]}=...: {extra[0]!r} is not among --decontaminate ({', '.join(names)})")
 
 
-def params(config: Any) -> dict[str, Any] | None:
+def params(config: DecontaminationOptions) -> dict[str, Any] | None:
     """What identifies the stage's output (None: not run). Only the active method's setting counts."""
-    if not getattr(config, "decontaminate", None):
+    if not config.decontaminate:
         return None
     from .sharding import resolved
 
@@ -244,20 +245,20 @@ def standalone(source: str, config: Any) -> dict[str, Any]:
     the report only, printed."""
     import pyarrow as pa
 
-    if not config.decontaminate:
-        config.decontaminate = ",".join(STANDALONE_BENCHMARKS)
-        validate(config)
-    p = params(config)
+    if not config.decontamination.decontaminate:
+        config.decontamination.decontaminate = ",".join(STANDALONE_BENCHMARKS)
+        validate(config.decontamination)
+    p = params(config.decontamination)
     rows, columns = _standalone_rows(source, config)
     result = run_check(rows, p)
     flagged = {f["row_index"]: f for f in result["flagged"]}
     summary = combine([shard_summary(result, {r["id"] for r in rows}, len(rows))])
     report = {"source": source, **summary, "rows_written": None, "flagged_rows": result["flagged"],
               "benchmark_problems": result["benchmark_problems"]}
-    if config.output:
+    if config.report.output:
         from .shards import write_json, write_parquet
 
-        out = Path(config.output).expanduser()
+        out = Path(config.report.output).expanduser()
         if out.exists() and not out.is_dir():
             raise UserError(f"--output {out} is a file, not a folder")
         kept = []
@@ -282,7 +283,6 @@ def _standalone_rows(source: str, config: Any) -> tuple[list[dict], list[str]]:
 
     import pyarrow.parquet as pq
 
-    from .options import InputOptions, section
     from .sources import read_input
 
     path = Path(source).expanduser()
@@ -293,7 +293,7 @@ def _standalone_rows(source: str, config: Any) -> tuple[list[dict], list[str]]:
         for k, r in enumerate(rows):
             r.setdefault("id", str(k))
         return rows, [c for c in table.column_names]
-    loaded = read_input(replace(section(config, InputOptions), dataset=source))
+    loaded = read_input(replace(config.input, dataset=source))
     if not loaded.rows:
         raise UserError(f"no usable rows in {source} (skipped: {dict(loaded.skipped)})")
     return loaded.rows, list(loaded.rows[0])

@@ -24,14 +24,17 @@ import pyarrow.parquet as pq
 from . import protocol, selection
 from .records import ShareGPTRow, TrainingRow, row
 from .config import SelectOptions
-from .options import SelectionOptions, parse_size, section
+from .options import SelectionOptions, parse_size
 from .errors import UserError, first_line
 from .sharding import changed_keys
 from .state import RunState, RunSummary, ShardState
 from .shards import CANDIDATE_CHUNK_SCHEMA, CANDIDATES_SCHEMA, CHUNK_ROW_GROUP, DATA_SCHEMA, SCORE_FIELDS, SHAREGPT_SCHEMA, SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
 
-# what selection reads of a candidate (the explanation only as "empty or not")
-SELECTION_COLUMNS = ["id", "sample_index", "reward", "truncated", "has_end_tag", "explanation", "think_mismatch", "student_context_tokens"]
+# what selection reads of a candidate: its id, every column that is one number or flag (scores, token
+# counts: a selection option on any of them needs no change here), and the explanation only as "empty
+# or not" (the texts stay on disk until a kept row is written)
+SELECTION_COLUMNS = ["id", "explanation", *(f.name for f in CANDIDATE_CHUNK_SCHEMA
+                                           if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type))]
 BATCH_ROWS = 256
 
 
@@ -131,7 +134,7 @@ def _read(shard: ShardStore, stage: str, index: int, columns: list[str] | None =
         raise _unreadable(shard.chunk_path(stage, index), exc)
 
 
-def _stream(shard: ShardStore, stage: str, chunks: list[int], sel: SelectOptions) -> Iterator[tuple[tuple[int, int], dict]]:
+def _stream(shard: ShardStore, stage: str, chunks: list[int], sel: SelectionOptions) -> Iterator[tuple[tuple[int, int], dict]]:
     """The shard's candidates with their status, in input order (its chunks follow the input)."""
     schema = CANDIDATE_CHUNK_SCHEMA
     for i in chunks:
@@ -214,19 +217,19 @@ class _Totals:
 
 
 # -- the merge ------------------------------------------------------------------------------------
-def merge(output: RunStore, sources: list[RunStore], count: int | None, options: SelectOptions,
+def merge(output: RunStore, sources: list[RunStore], count: int | None, sel: SelectionOptions, max_shard_size: str,
           partial: bool = False) -> RunSummary:
-    """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json.
-    ``options``: anything with the selection options and ``max_shard_size`` (a command's config)."""
-    return _merge(output, sources, find_shards(sources, count, partial), options, partial)
+    """Select over the shards of ``sources`` and (re)write ``output``'s splits, card and run.json:
+    the selection section, and the largest shard (``--max-shard-size``)."""
+    return _merge(output, sources, find_shards(sources, count, partial), sel, max_shard_size, partial)
 
 
-def _merge(output: RunStore, sources: list[RunStore], found: Found, options: SelectOptions,
+def _merge(output: RunStore, sources: list[RunStore], found: Found, sel: SelectionOptions, max_shard_size: str,
            partial: bool) -> RunSummary:
     from . import card
 
     check_params(found)
-    sel, max_bytes = section(options, SelectionOptions), parse_size(options.max_shard_size)
+    max_bytes = parse_size(max_shard_size)
     count, shards, states, finished = found.count, found.shards, found.states, found.finished
     done, total_chunks = scored_chunks(shards, states)
     if not any(done):
@@ -281,7 +284,7 @@ def _merge(output: RunStore, sources: list[RunStore], found: Found, options: Sel
     recorded = {section: dict(values) for section, values in first.options.items()}
     # this merge's selection and shard size, not the ones the shards were started with
     recorded["Selection"] = asdict(sel)
-    recorded.setdefault("Output", {})["max_shard_size"] = options.max_shard_size
+    recorded.setdefault("Output", {})["max_shard_size"] = max_shard_size
     # the run's split, not the first shard's own index (every shard ran with its --shard-index)
     scale = recorded.setdefault("Scale-out", {})
     scale.pop("shard_index", None)
@@ -306,7 +309,7 @@ def _decontamination_and_cost(shards: list[ShardStore], states: list[ShardState]
     from .stages import cost
 
     decon = decontaminate.combine([st.decontamination for st in states])
-    spent = cost.totals([cost.read(s) for s in shards], [st.num_chunks for st in states])
+    spent = cost.totals([cost.read(s) for s in shards], [st.num_chunks for st in states], states[0].order)
     if decon is not None:  # computed once for the run, before the shards
         spent["stages"] = {"decontaminate": {"chunks": 0, "wall_s": decon["wall_s"], "device_s": 0.0}, **spent["stages"]}
         spent["wall_s"] += decon["wall_s"]
@@ -333,10 +336,10 @@ def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any
     found = find_shards(sources, flags.get("num_shards"), partial)
     first = found.states[0]
     values = {**first.selection, "max_shard_size": first.max_shard_size}
-    values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.__dataclass_fields__})
-    options = SelectOptions(**values)
+    values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.owners()})
+    options = SelectOptions.of(**values)
     options.validate()
-    return _merge(target, sources, found, options, partial)
+    return _merge(target, sources, found, options.selection, options.size.max_shard_size, partial)
 
 
 def _state(output: str | Path) -> tuple[RunStore, RunState]:
@@ -355,20 +358,19 @@ def reselect(output: str, overrides: dict[str, Any]) -> RunSummary:
     on the run's candidates and this call's options.
     """
     store, state = _state(output)
-    options = SelectOptions(**{"max_shard_size": state.max_shard_size, **{k: v for k, v in overrides.items() if v is not None}})
+    options = SelectOptions.of(**{"max_shard_size": state.max_shard_size, **{k: v for k, v in overrides.items() if v is not None}})
     options.validate()
     if state.format != STATE_FORMAT:  # older chunks lack score columns (format 4: rsr, rsr_turn, ...; 5: the stages' order)
         raise UserError(f"{store.root} was written by an older rlt-data (run format {state.format}): its candidates lack "
                         "this version's score columns; rerun its generate or score command with --overwrite to rescore it")
     with store.lock():  # not beside a run writing this folder, nor another select
-        return merge(store, run_sources(store, state), state.num_shards, options)
+        return merge(store, run_sources(store, state), state.num_shards, options.selection, options.size.max_shard_size)
 
 
 def finalize_partial(output: str | Path) -> RunSummary:
     """Select over the chunks scored so far (for ``push-to-hub --allow-partial``)."""
     store, state = _state(output)
-    options = SelectOptions(**state.selection, max_shard_size=state.max_shard_size)
-    return merge(store, run_sources(store, state), state.num_shards, options, partial=True)
+    return merge(store, run_sources(store, state), state.num_shards, SelectionOptions(**state.selection), state.max_shard_size, partial=True)
 
 
 def prepare_push(output: str | Path, allow_partial: bool) -> tuple[int, int] | None:

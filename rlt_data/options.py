@@ -2,11 +2,13 @@
 
 Pure data: this module imports nothing from rlt_data but ``errors``. Each field carries its default
 and its help text, the one place they are declared; ``Literal``-like choices are the tuples below.
-A command (``config.py``) is made of sections; each part of the house receives only its section
-(``section(config, EngineOptions)`` for a backend, ``identity(config, RewardOptions)`` for the
-student stage's parameters). Checks that need no other module are the sections' ``check_*``
-methods; checks that need other modules (model paths, ``--keep-by`` columns) run at the command
-edge (``config.py``).
+A command (``config.py``) is a ``Command``: a dataclass whose fields are sections
+(``config.sampling.temperature``), as TRL's scripts take ``(script_args, training_args,
+model_args)``; each part of the house receives only its section (a backend the ``EngineOptions``,
+the student stage's parameters ``identity(config.reward)``). Checks that need no other module are
+the sections' ``check_*`` methods; checks that need other modules (model paths, ``--keep-by``
+columns) run at the command edge (``config.py``). The CLI and the YAML file see the sections'
+fields flat (``--temperature``, ``temperature:``): an option's name is unique within a command.
 
 Adding an option: one field in its section. The CLI flag, the YAML key, ``run.json``, the card's
 options table and (unless ``identity=False``) the stage parameters a rerun is checked against all
@@ -59,8 +61,8 @@ def trl_field(section: type, name: str, help: str | None = None, convert: Any = 
 
 
 def scheduling(config: Any) -> set[str]:
-    """The options of ``config`` that schedule its shards rather than say what a shard computes."""
-    return {f.name for f in dataclasses.fields(config) if f.metadata.get("scheduling")}
+    """The options of a command that schedule its shards rather than say what a shard computes."""
+    return {f.name for _, f in option_fields(type(config)) if f.metadata.get("scheduling")}
 
 
 def parse_pair(value: Any, name: str) -> tuple[float, float]:
@@ -303,6 +305,42 @@ class PublishOptions:
 
 
 @dataclass
+class StartOptions:
+    """How ``generate`` starts: from a preset, or only printing the prompts."""
+
+    SECTION = "Input"
+    preset: str | None = opt(None, "toy: the shipped tiny teacher, student and addition set (offline demo); any option overrides it.", scheduling=True)
+    dry_run: bool = opt(False, "Print one JSON line {id, teacher_prompt} per input row and exit; loads only the teacher tokenizer.", scheduling=True)
+
+
+@dataclass
+class GivenOptions:
+    """``score``: the explanations that exist, and the teacher of the KL term."""
+
+    SECTION = "Scoring"
+    teacher: str | None = opt(None, "Teacher model for the KL term (omit with --kl-coefs 0,0).")
+    explanation_column: str | None = opt(None, "Explanation column (default: explanation; Bespoke-Stratos rows use their thought).")
+
+
+@dataclass
+class MergeFolderOptions:
+    """``merge``: which shards, and where the dataset goes."""
+
+    SECTION = "Merge"
+    output: str | None = opt(None, "Where the dataset goes (default: the first folder).")
+    num_shards: int | None = opt(None, "Which split to merge when a folder holds shards of several (default: the one there is).")
+    allow_partial: bool = opt(False, "Merge the chunks scored so far (missing or unfinished shards); the card says the run is partial.")
+
+
+@dataclass
+class ReportOptions:
+    """``decontaminate``: where the report goes."""
+
+    SECTION = "Output"
+    output: str | None = opt(None, "Folder for report.json and train.parquet (the rows without flagged ones); without it the report is printed only.")
+
+
+@dataclass
 class PushOptions:
     """``rlt-data push-to-hub``."""
 
@@ -328,33 +366,86 @@ class PushOptions:
             raise UserError("--max-retries must be 0 or more")
 
 
+# -- commands: dataclasses of sections --------------------------------------------------------------
+def part(cls: type) -> Any:
+    """A command's field holding section ``cls`` (its defaults unless given)."""
+    return field(default_factory=cls, metadata={"section": cls})
+
+
+def option_fields(cls: type) -> list[tuple[type, dataclasses.Field]]:
+    """``(section class, field)`` of every option of ``cls``: a command's sections' fields, in order,
+    or a plain options dataclass's own (``PushOptions``, ``EvalOptions``)."""
+    if not issubclass(cls, Command):
+        return [(cls, f) for f in dataclasses.fields(cls)]
+    return [(section, f) for section in cls.parts().values() for f in dataclasses.fields(section)]
+
+
 def section_of(cls: type, name: str) -> str:
-    """The section (``SECTION`` of the options class that declares ``name``) of a field of ``cls``."""
-    for klass in cls.__mro__:
-        if name in vars(klass).get("__annotations__", {}):
-            return getattr(klass, "SECTION", "Options")
+    """The section label (``SECTION``, a panel of ``--help``) of option ``name`` of ``cls``."""
+    for section, f in option_fields(cls):
+        if f.name == name:
+            for klass in section.__mro__:  # the class that declares it (a section may extend another)
+                if name in vars(klass).get("__annotations__", {}):
+                    return getattr(klass, "SECTION", "Options")
     return "Options"
 
 
+@dataclass
+class Command:
+    """A command's options: one field per section (``part(InputOptions)``...), each option's name
+    unique across them. ``of(**flat)`` builds it from flat option names (the CLI's flags, a YAML
+    file, a shard job's spec), ``flat()`` gives them back."""
+
+    @classmethod
+    def parts(cls) -> dict[str, type]:
+        """Field name -> section class."""
+        return {f.name: f.metadata["section"] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def owners(cls) -> dict[str, str]:
+        """Option name -> the field (section) holding it."""
+        owners: dict[str, str] = {}
+        for name, section in cls.parts().items():
+            for f in dataclasses.fields(section):
+                if f.name in owners:
+                    raise TypeError(f"{cls.__name__}: option {f.name!r} is in two sections ({owners[f.name]}, {name})")
+                owners[f.name] = name
+        return owners
+
+    @classmethod
+    def of(cls, **values: Any):
+        """The command from flat option values (a name no section has is a TypeError, as a dataclass's)."""
+        owners, grouped = cls.owners(), {name: {} for name in cls.parts()}
+        for key, value in values.items():
+            if key not in owners:
+                raise TypeError(f"{cls.__name__} has no option {key!r}")
+            grouped[owners[key]][key] = value
+        return cls(**{name: section(**grouped[name]) for name, section in cls.parts().items()})
+
+    def flat(self) -> dict[str, Any]:
+        """Every option, flat (``of`` takes it back)."""
+        return {k: v for name in self.parts() for k, v in dataclasses.asdict(getattr(self, name)).items()}
+
+    def get(self, name: str) -> Any:
+        """Option ``name``, for a part that names an option (a stage's ``model``: ``"teacher"``)."""
+        return getattr(getattr(self, self.owners()[name]), name)
+
+
 def by_section(config: Any) -> dict[str, dict[str, Any]]:
-    """The options of ``config`` grouped by section (``run.json`` and the card record them so)."""
+    """The options of ``config`` grouped by section label (``run.json`` and the card record them so)."""
     out: dict[str, dict[str, Any]] = {}
-    for f in dataclasses.fields(config):
-        out.setdefault(section_of(type(config), f.name), {})[f.name] = getattr(config, f.name)
+    values = config.flat() if isinstance(config, Command) else dataclasses.asdict(config)
+    for _, f in option_fields(type(config)):
+        out.setdefault(section_of(type(config), f.name), {})[f.name] = values[f.name]
     return out
 
 
-def section(config: Any, cls: type):
-    """The ``cls`` section of a command's options: what a part of the house that owns it receives."""
-    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
-
-
-def identity(config: Any, cls: type) -> dict[str, Any]:
-    """The options of section ``cls`` that identify a stage's output (all but ``identity=False``); tuples as lists (JSON)."""
+def identity(section: Any) -> dict[str, Any]:
+    """The options of ``section`` that identify a stage's output (all but ``identity=False``); tuples as lists (JSON)."""
     out = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(section):
         if f.metadata.get("identity", True):
-            value = getattr(config, f.name)
+            value = getattr(section, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 

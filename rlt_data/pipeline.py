@@ -15,18 +15,17 @@ import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, decontaminate, merge, protocol, sharding, sources
 from .backends import load_backend
-from .config import GenerateConfig, ScoreConfig, ScoringOptions, SelectOptions
+from .config import GenerateConfig, ScoreConfig, ScoringCommand
 from .errors import UserError
 from .executors import ShardJob, Worker, executor, to_spec
 from .executors.slurm import refuse_queued
 from .locks import STALE_S
 from .models import is_local
-from .options import InputOptions, by_section, section
+from .options import by_section
 from .shards import SPLIT_FOLDERS, STATE_FORMAT, RunStore, ShardStore
 from .state import OldState, ShardDone, ShardState
 from .stages import StageWork, stages_for
@@ -43,27 +42,27 @@ class Prepared(sources.LoadedRows):
     rows_digest: str = ""
 
 
-def decontamination_params(config: ScoringOptions) -> dict[str, Any] | None:
-    return decontaminate.params(config)
+def decontamination_params(config: ScoringCommand) -> dict[str, Any] | None:
+    return decontaminate.params(config.decontamination)
 
 
 def _chunks(rows: list[dict], size: int) -> list[list[dict]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _backend_options(config: ScoringOptions, role: str):
+def _backend_options(config: ScoringCommand, role: str):
     module = load_backend(config.backend_for(role))
-    return module, module.options_from(config.engine())
+    return module, module.options_from(config.engine)
 
 
-def backend_names(config: ScoringOptions, command: str) -> str:
+def backend_names(config: ScoringCommand, command: str) -> str:
     """What the card records: one name, or ``generate: A, score: B``."""
     score = config.backend_for("score")
     generate = config.backend_for("generate") if command == "generate" else score
     return score if generate == score else f"generate: {generate}, score: {score}"
 
 
-def scoring_params(config: ScoringOptions) -> dict[str, Any]:
+def scoring_params(config: ScoringCommand) -> dict[str, Any]:
     """The parameters of the scoring stages, merged (what run.json, the card and the merge compare)."""
     return {k: v for stage in stages_for("score")[1:] for k, v in stage.params(config).items()}
 
@@ -76,16 +75,16 @@ def _other_run(where: Any, keys: list[str]) -> UserError:
 
 
 # -- run identity: refuse a different run, rescore when only scoring changed -------------------
-def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStore:
+def check_run(config: ScoringCommand, command: str, generation: dict) -> RunStore:
     """Before any shard starts: the folder holds nothing, this run, or (with --overwrite) is cleared."""
-    store = RunStore(config.output)
+    store = RunStore(config.folder)
     started = store.has_state() or store.shard_counts()
-    if started and config.overwrite:  # before reading it: a run of an older format is redone too
+    if started and config.output.overwrite:  # before reading it: a run of an older format is redone too
         store.wipe()
         return store
     state = store.read_state()
     if not started and store.root.exists() and any((store.root / n).exists() for n in (*SPLIT_FOLDERS.values(), "README.md")):
-        if not config.overwrite:
+        if not config.output.overwrite:
             raise UserError(f"{store.root} already holds a dataset that rlt-data did not write; pass --overwrite or pick another --output")
         store.wipe()
         return store
@@ -99,7 +98,7 @@ def check_run(config: ScoringOptions, command: str, generation: dict) -> RunStor
     return store
 
 
-def stage_tags(config: ScoringOptions, command: str, generation: dict) -> dict[str, str]:
+def stage_tags(config: ScoringCommand, command: str, generation: dict) -> dict[str, str]:
     """Per stage, a digest of what its chunks are made from (the run's generation and the stage's
     own parameters): written into each chunk's footer and checked when the chunk is read."""
     import hashlib
@@ -114,7 +113,7 @@ def stage_tags(config: ScoringOptions, command: str, generation: dict) -> dict[s
     return tags
 
 
-def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, generation: dict) -> bool:
+def shard_is_done(shard: ShardStore, config: ScoringCommand, command: str, generation: dict) -> bool:
     """Finished with these parameters, every scored chunk present, this run's and whole: an
     executor need not start it again (other scoring parameters make a finished shard rescore; a
     missing or short chunk makes it resume, instead of a marker trusted forever)."""
@@ -128,7 +127,7 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
             or state.decontamination_params != decontamination_params(config):
         return False
     shard.tags = stage_tags(config, command, generation)
-    per_question = getattr(config, "num_samples", 1)
+    per_question = config.rows_per_question
     last = state.order[-1]
     problems = [i for i, n in enumerate(state.chunk_rows) if shard.chunk_problem(last, i, n * per_question) is not None]
     if problems or done.num_chunks != state.num_chunks:
@@ -139,7 +138,7 @@ def shard_is_done(shard: ShardStore, config: ScoringOptions, command: str, gener
     return True
 
 
-def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
+def open_shard(shard: ShardStore, config: ScoringCommand, command: str, rows: sources.LoadedRows, own: list[dict], generation: dict) -> None:
     """Write the shard's parameters, applying the rule of ``stages/``: a shard made with other
     parameters of its first stage is refused (or, with --overwrite, redone); when a later stage's
     parameters changed, that stage and every stage after it are recomputed. Decontamination comes
@@ -156,11 +155,11 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
     try:
         state = shard.read_state()
     except OldState:
-        if not config.overwrite:
+        if not config.output.overwrite:
             raise
         state = None
         shard.wipe()
-    if state is not None and config.overwrite and (state.format != STATE_FORMAT or state.generation != generation
+    if state is not None and config.output.overwrite and (state.format != STATE_FORMAT or state.generation != generation
                                                    or state.chunking != chunking):
         shard.wipe()
         state = None
@@ -195,7 +194,7 @@ def open_shard(shard: ShardStore, config: ScoringOptions, command: str, rows: so
                     cost.clear(shard, name)
                 shard.clear_done()
                 break
-    chunk_rows = [len(c) for c in _chunks(own, config.chunk_size)]
+    chunk_rows = [len(c) for c in _chunks(own, config.output.chunk_size)]
     shard.write_state(ShardState(
         format=STATE_FORMAT, command=command, generation=generation, stages=now,
         order=[stage.name for stage in stages_for(command)], chunking=chunking, chunk_rows=chunk_rows,
@@ -217,7 +216,7 @@ def _shard_decontamination(shard: ShardStore, rows: sources.LoadedRows) -> dict[
     return decontaminate.shard_summary(result, ids, len(ids))
 
 
-def _recorded_options(config: ScoringOptions) -> dict[str, dict[str, Any]]:
+def _recorded_options(config: ScoringCommand) -> dict[str, dict[str, Any]]:
     """The options a shard records: a Slurm array task runs with `--executor local --shard-index i`
     (what its config.yaml says), but the run's executor is Slurm."""
     import os
@@ -228,9 +227,8 @@ def _recorded_options(config: ScoringOptions) -> dict[str, dict[str, Any]]:
     return options
 
 
-def _load_rows(config: ScoringOptions, with_explanation: bool = False) -> sources.LoadedRows:
-    return sources.read_input(section(config, InputOptions), with_explanation=with_explanation,
-                              explanation_column=getattr(config, "explanation_column", None))
+def _load_rows(config: ScoringCommand, with_explanation: bool = False) -> sources.LoadedRows:
+    return sources.read_input(config.input, with_explanation=with_explanation, explanation_column=config.explanation_column)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -251,20 +249,20 @@ INPUT_FILE = "input.parquet"
 INPUT_LABEL = b"rlt_input"
 
 
-def _input_params(config: ScoringOptions, with_explanation: bool) -> dict[str, Any]:
-    keys = ("dataset", "split", "subset", "revision", "question_column", "solution_column", "limit", "strict")
-    return {k: getattr(config, k) for k in keys} | {"explanation_column": getattr(config, "explanation_column", None),
-                                                    "with_explanation": with_explanation}
+def _input_params(config: ScoringCommand, with_explanation: bool) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config.input) | {"explanation_column": config.explanation_column, "with_explanation": with_explanation}
 
 
-def _local_input(config: ScoringOptions) -> bool:
-    return bool(config.dataset) and is_local(config.dataset)
+def _local_input(config: ScoringCommand) -> bool:
+    return bool(config.input.dataset) and is_local(config.input.dataset)
 
 
-def _cached_input(config: ScoringOptions, with_explanation: bool) -> sources.LoadedRows | None:
+def _cached_input(config: ScoringCommand, with_explanation: bool) -> sources.LoadedRows | None:
     import pyarrow.parquet as pq
 
-    path = RunStore(config.output).state_dir / INPUT_FILE
+    path = RunStore(config.folder).state_dir / INPUT_FILE
     if _local_input(config) or not path.is_file():
         return None  # a local file or folder: read it
     try:
@@ -280,7 +278,7 @@ def _cached_input(config: ScoringOptions, with_explanation: bool) -> sources.Loa
                               num_input_rows=label["num_input_rows"])
 
 
-def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRows, with_explanation: bool) -> None:
+def _cache_input(store: RunStore, config: ScoringCommand, rows: sources.LoadedRows, with_explanation: bool) -> None:
     import pyarrow as pa
 
     from .shards import write_parquet
@@ -293,18 +291,18 @@ def _cache_input(store: RunStore, config: ScoringOptions, rows: sources.LoadedRo
     write_parquet(store.state_dir / INPUT_FILE, table)
 
 
-def prepare(config: ScoringOptions, command: str, input_ready: bool = False) -> tuple[Prepared, dict]:
+def prepare(config: ScoringCommand, command: str, input_ready: bool = False) -> tuple[Prepared, dict]:
     """The rows to work on (decontaminated), and the parameters that identify the run's generations
     (the same in every shard): the input's content and the first stage's options. Decontamination is
     not part of that identity: another --decontaminate redoes the stages within the same run.
     ``input_ready``: a worker of a driver that has just written ``.rlt/input.parquet`` (read it even
     under --overwrite)."""
     with_explanation = command == "score"
-    fresh = config.overwrite and not input_ready  # the driver's --overwrite reads the input anew
+    fresh = config.output.overwrite and not input_ready  # the driver's --overwrite reads the input anew
     cached = None if fresh else _cached_input(config, with_explanation)
     loaded = cached or _load_rows(config, with_explanation=with_explanation)
     if not loaded.rows:
-        raise UserError(f"no usable rows in {config.dataset} (skipped: {dict(loaded.skipped)})")
+        raise UserError(f"no usable rows in {config.input.dataset} (skipped: {dict(loaded.skipped)})")
     digest = sharding.rows_digest(loaded.rows)
     generation = stages_for(command)[0].params(config) | {"rows": digest}
     rows = loaded.rows  # positions given by sharding.own_rows, as before
@@ -312,12 +310,12 @@ def prepare(config: ScoringOptions, command: str, input_ready: bool = False) -> 
     decon = decontamination_params(config)
     if decon is not None:  # rows removed: each keeps its input position
         rows = [{**r, "row_index": k} for k, r in enumerate(loaded.rows)]
-        result = decontaminate.cached(RunStore(config.output).state_dir, decon, digest) or decontaminate.run_check(rows, decon)
+        result = decontaminate.cached(RunStore(config.folder).state_dir, decon, digest) or decontaminate.run_check(rows, decon)
         if not decon["keep_contaminated"]:
             drop = {f["id"] for f in result["flagged"]}  # by id: the cache holds for the rows as a set, in any order
             rows = [r for r in rows if r["id"] not in drop]
             if not rows:
-                raise UserError(f"every row of {config.dataset} matches a benchmark problem ({', '.join(decon['benchmarks'])}); "
+                raise UserError(f"every row of {config.input.dataset} matches a benchmark problem ({', '.join(decon['benchmarks'])}); "
                                 "nothing is left to generate for")
     prepared = Prepared(rows=rows, skipped=loaded.skipped, schema=loaded.schema, num_input_rows=loaded.num_input_rows,
                         input=loaded, decontamination=result, rows_digest=digest)
@@ -332,18 +330,18 @@ def own_rows(rows: list[dict], index: int, count: int) -> list[dict]:
     return [r for r in rows if sharding.shard_of(r["id"], count) == index]
 
 
-def run_shard(config: ScoringOptions, command: str, index: int, count: int,
+def run_shard(config: ScoringCommand, command: str, index: int, count: int,
               prepared: tuple[sources.LoadedRows, dict] | None = None, lock_wait_s: float = 2 * STALE_S) -> ShardDone:
     """Every stage of shard ``index`` of ``count``: resumable and idempotent; the marker is written last."""
     from .stages import cost
 
     rows, generation = prepared or prepare(config, command)
     own = own_rows(rows.rows, index, count)
-    shard = RunStore(config.output).shard(index, count)
+    shard = RunStore(config.folder).shard(index, count)
     # one process per shard; a retried shard waits for a lock whose holder on another host may be gone
     with shard.lock().acquire(wait_s=lock_wait_s), stop_on_sigusr1():
         open_shard(shard, config, command, rows, own, generation)
-        chunks = _chunks(own, config.chunk_size)
+        chunks = _chunks(own, config.output.chunk_size)
         stages = stages_for(command)
         names, schemas = [s.name for s in stages], {s.name: s.schema for s in stages}
         models = _Models(config, stages)
@@ -351,12 +349,14 @@ def run_shard(config: ScoringOptions, command: str, index: int, count: int,
             for k, stage in enumerate(stages):
                 work = StageWork(stage.name, shard, chunks, config, {n: schemas[n] for n in stage.needs}, stage.schema,
                                  tuple(names[k + 1:]), models.opener(k))
-                with cost.recording(shard, stage.name, cost.gpus(config, stage.role)):
+                backend = None if stage.role is None else config.backend_for(stage.role)
+                model = None if stage.model is None else stage.model[1]
+                with cost.recording(shard, stage.name, cost.gpus(backend, config.engine), model):
                     stage.run(work)
                 models.release(k)
         finally:
             models.close()
-        done = ShardDone(num_rows=len(own), num_chunks=len(chunks), num_candidates=sum(map(len, chunks)) * getattr(config, "num_samples", 1))
+        done = ShardDone(num_rows=len(own), num_chunks=len(chunks), num_candidates=sum(map(len, chunks)) * config.rows_per_question)
         shard.mark_done(done)
     return done
 
@@ -366,9 +366,9 @@ class _Models:
     on first use, shared by the stages that run the same one, and closed after the last of them: one
     GPU holds one model at a time (the teacher's generator is freed before the student loads)."""
 
-    def __init__(self, config: ScoringOptions, stages: list) -> None:
+    def __init__(self, config: ScoringCommand, stages: list) -> None:
         self.config, self.stages, self.open = config, stages, {}
-        self.keys = [None if s.model is None else (config.backend_for(s.role), s.model[0], getattr(config, s.model[1]))
+        self.keys = [None if s.model is None else (config.backend_for(s.role), s.model[0], config.get(s.model[1]))
                      for s in stages]
 
     def opener(self, k: int) -> Callable[[], Any] | None:
@@ -418,32 +418,32 @@ def stop_on_sigusr1():
 WORKER = "rlt_data.worker:run_shard"  # a shard in another process: a Ray task, a replica (python -m rlt_data.worker)
 
 
-def shard_job(config: ScoringOptions, command: str, prepared: tuple[Prepared, dict], count: int) -> ShardJob:
+def shard_job(config: ScoringCommand, command: str, prepared: tuple[Prepared, dict], count: int) -> ShardJob:
     """What an executor is given: the run's options as plain data, the shards not finished with
     these parameters, and each shard's chunks with the stages whose chunk files show progress."""
     rows, generation = prepared
-    store = RunStore(config.output)
+    store = RunStore(config.folder)
     todo = [i for i in range(count) if not shard_is_done(store.shard(i, count), config, command, generation)]
-    chunks = [len(_chunks(own_rows(rows.rows, i, count), config.chunk_size)) for i in range(count)]
+    chunks = [len(_chunks(own_rows(rows.rows, i, count), config.output.chunk_size)) for i in range(count)]
     stages = [s.name for s in stages_for(command) if s.role is not None and s.active(config)]
-    return ShardJob(spec=to_spec(config, command), count=count, todo=todo, chunks=chunks, stages=stages)
+    return ShardJob(spec=to_spec(config, command), output=config.folder, count=count, todo=todo, chunks=chunks, stages=stages)
 
 
-def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
+def _run(config: ScoringCommand, command: str) -> dict[str, Any] | None:
     """The command: one shard (``--shard-index``), or every shard through the executor, then the merge."""
     prepared = prepare(config, command)
     for role in ("generate", "score"):
         load_backend(config.backend_for(role))  # fail early, with one line, if a backend cannot load
-    count = config.shard_count()
-    if config.shard_index is not None:  # one shard of a run that others (Slurm, by hand) run too
-        done = run_shard(config, command, config.shard_index, count, prepared)
-        log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", config.shard_index, count,
-                 done.num_rows, config.output)
+    count, scale_out = config.shard_count(), config.scale_out
+    if scale_out.shard_index is not None:  # one shard of a run that others (Slurm, by hand) run too
+        done = run_shard(config, command, scale_out.shard_index, count, prepared)
+        log.info("shard %d of %d done (%d questions); `rlt-data merge %s` once every shard is", scale_out.shard_index, count,
+                 done.num_rows, config.folder)
         return None
-    if config.executor == "slurm" and config.submit:  # before anything is rewritten: not over jobs of this run
-        refuse_queued(config, command)
+    if scale_out.executor == "slurm" and scale_out.submit:  # before anything is rewritten: not over jobs of this run
+        refuse_queued(config.folder, command)
     rows, generation = prepared
-    with RunStore(config.output).lock():  # one driver per run folder: a second one is refused, naming this one
+    with RunStore(config.folder).lock():  # one driver per run folder: a second one is refused, naming this one
         store = check_run(config, command, generation)
         store.clean_temp()
         # every worker (replica, Ray task, Slurm job) reads the rows prepared here: the file for a Hub split
@@ -452,9 +452,9 @@ def _run(config: ScoringOptions, command: str) -> dict[str, Any] | None:
             decontaminate.write_cache(store.state_dir, rows.decontamination, rows.rows_digest)
         job = shard_job(config, command, prepared, count)
         worker = Worker(here=lambda index: run_shard(config, command, index, count, prepared), entry=WORKER)
-        if not executor(config.executor)(config, job, worker):
+        if not executor(scale_out.executor)(job, worker, scale_out, config.engine):
             return None  # a scheduler runs the shards, and the merge after them
-        return merge.merge(store, [store], count, section(config, SelectOptions))  # the selection and shard size only
+        return merge.merge(store, [store], count, config.selection, config.output.max_shard_size)  # the selection and shard size only
 
 
 def generate(config: GenerateConfig) -> dict[str, Any] | None:

@@ -46,7 +46,7 @@ import numpy as np
 
 from . import protocol
 from .errors import UserError
-from .options import RewardOptions, default_of
+from .options import RewardOptions, default_of, parse_pair
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,13 @@ class RewardConfig:
     kl_coefs: tuple[float, float] = default_of(RewardOptions, "kl_coefs")  # on [mean, max] of the think-token KL terms
     format_penalty: float = default_of(RewardOptions, "format_penalty")  # added when <|end_of_explanation|> is missing
     teacher_temperature: float | None = None  # T of the teacher's think log-probs; None: ``temperature``
+
+    @classmethod
+    def of(cls, options: RewardOptions, teacher_temperature: float | None = None) -> "RewardConfig":
+        """The reward of the reward section (``--lp-coefs`` and ``--kl-coefs`` checked as pairs)."""
+        return cls(temperature=options.temperature_score, lp_coefs=parse_pair(options.lp_coefs, "lp_coefs"),
+                   kl_coefs=parse_pair(options.kl_coefs, "kl_coefs"), format_penalty=options.format_penalty,
+                   teacher_temperature=teacher_temperature)
 
     @property
     def teacher_t(self) -> float:

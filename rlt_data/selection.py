@@ -92,7 +92,7 @@ def select(candidates: list[dict], config: SelectionOptions) -> list[str]:
         else:
             valid[c["id"]].append(i)
     quota = {"best": 1, "top-k": config.top_k, "all": None}[config.keep]
-    by, sign = getattr(config, "keep_by", "reward"), (1 if getattr(config, "ascending", False) else -1)
+    by, sign = config.keep_by, (1 if config.ascending else -1)
 
     def rank_key(i: int) -> tuple:
         value = candidates[i][by]

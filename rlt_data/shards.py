@@ -107,6 +107,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def read_record(path: Path, cls: Any) -> Any:
+    """The typed state record (``state.py``) in ``path``; None when there is no file."""
+    data = read_json(path)
+    return None if data is None else cls.from_json(data, str(path))
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
@@ -147,15 +153,13 @@ class ShardStore:
         return (self.root / "shard.json").is_file()
 
     def read_state(self) -> ShardState | None:
-        data = read_json(self.root / "shard.json")
-        return None if data is None else ShardState.from_json(data, str(self.root / "shard.json"))
+        return read_record(self.root / "shard.json", ShardState)
 
     def write_state(self, state: ShardState) -> None:
         write_json(self.root / "shard.json", state.to_json())
 
     def read_done(self) -> ShardDone | None:
-        data = read_json(self.root / "done.json")
-        return None if data is None else ShardDone.from_json(data, str(self.root / "done.json"))
+        return read_record(self.root / "done.json", ShardDone)
 
     def mark_done(self, done: ShardDone) -> None:
         write_json(self.root / "done.json", done.to_json())
@@ -274,8 +278,7 @@ class RunStore:
         return (self.state_dir / "run.json").is_file()
 
     def read_state(self) -> RunState | None:
-        data = read_json(self.state_dir / "run.json")
-        return None if data is None else RunState.from_json(data, str(self.state_dir / "run.json"))
+        return read_record(self.state_dir / "run.json", RunState)
 
     def write_state(self, state: RunState) -> None:
         write_json(self.state_dir / "run.json", state.to_json())

@@ -345,8 +345,8 @@ def test_yaml_values_take_their_option_types(tmp_path):
 
     (tmp_path / "c.yaml").write_text("num_samples: 2\ntemperature: 1\nrevision: 2024\nvllm_args: {kv_cache_dtype: fp8}\n")
     config = build(GenerateConfig, str(tmp_path / "c.yaml"), {"teacher": "t", "student": "s", "dataset": "d", "output": str(tmp_path / "o")})
-    assert (config.num_samples, config.temperature, config.revision) == (2, 1.0, "2024")
-    assert json.loads(config.vllm_args) == {"kv_cache_dtype": "fp8"}
+    assert (config.sampling.num_samples, config.sampling.temperature, config.input.revision) == (2, 1.0, "2024")
+    assert json.loads(config.engine.vllm_args) == {"kv_cache_dtype": "fp8"}
 
 
 def test_evaluate_without_the_eval_extra(monkeypatch, toy_models, tmp_path):

@@ -189,6 +189,9 @@ def test_public_names_of_local_models_and_data(tmp_path):
     assert public_source(str(tmp_path / "gone" / "set.jsonl")) == "set.jsonl (local; not found where the card was written)"
     assert str(tmp_path) not in scrub_paths(f"source {tmp_path}/venv/bin/activate && cd ~/work")
     assert scrub_paths("https://huggingface.co/x a/b") == "https://huggingface.co/x a/b"
+    # a matched question's LaTeX is text, not a path (a decontamination example in the card)
+    assert scrub_paths(r"within \boxed{}. What is \frac{1}{2} + 1/2?") == r"within \boxed{}. What is \frac{1}{2} + 1/2?"
+    assert scrub_paths(r"C:\Users\me\venv and \\server\share\x and ~/w") == ".../venv and .../x and .../w"
 
 
 def test_plan_commits_is_pure():

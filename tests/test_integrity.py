@@ -237,12 +237,12 @@ def test_hub_split_is_normalized_once_for_every_shard(toy_models, tmp_path):
     from rlt_data.errors import UserError
     from rlt_data.shards import RunStore
 
-    config = GenerateConfig(teacher=toy_models["teacher"], student=toy_models["student"], dataset="someone/hub-set",
+    config = GenerateConfig.of(teacher=toy_models["teacher"], student=toy_models["student"], dataset="someone/hub-set",
                             output=str(tmp_path / "run"))
     loaded = sources.normalize([{"question": "What is 1 + 2?", "solution": "3"}, {"question": "Q2", "solution": "4"}])
-    pipeline._cache_input(RunStore(config.output), config, loaded, with_explanation=False)
+    pipeline._cache_input(RunStore(config.folder), config, loaded, with_explanation=False)
     rows, generation = pipeline.prepare(config, "generate")
     assert rows.rows == loaded.rows and rows.num_input_rows == 2 and generation["rows"]
-    config.split = "test"  # other input options: the file is not this input
+    config.input.split = "test"  # other input options: the file is not this input
     with pytest.raises(UserError, match="cannot load dataset 'someone/hub-set'"):
         pipeline.prepare(config, "generate")

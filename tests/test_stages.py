@@ -84,7 +84,7 @@ def test_models_open_once_per_shard_and_close_after_their_last_stage(toy_models)
     from rlt_data.config import GenerateConfig
     from rlt_data.pipeline import _Models
 
-    config = GenerateConfig(teacher=toy_models["teacher"], student=toy_models["student"], dataset="x", output="y", backend="dummy")
+    config = GenerateConfig.of(teacher=toy_models["teacher"], student=toy_models["student"], dataset="x", output="y", backend="dummy")
     stages = stages_for("generate")
     models = _Models(config, stages)
     generator, teacher, student = (models.opener(k)() for k in range(3))

@@ -126,9 +126,9 @@ def test_teacher_term_at_sampling_temperature(tmp_path, toy_models, toy_triples)
         assert np.abs(np.asarray(found["teacher_think_lp"]) - naive).max() < 1e-4
         assert np.abs(naive - at_07).max() > 1e-2  # the check can tell the two temperatures apart
     # generate: the teacher term at the sampling temperature; score: at --temperature-score
-    assert GenerateConfig(temperature=1.0).reward().teacher_t == 1.0
-    assert GenerateConfig(temperature=1.0).reward().temperature == 0.7
-    assert ScoreConfig(temperature_score=0.9).reward().teacher_t == 0.9
+    assert GenerateConfig.of(temperature=1.0).reward_config().teacher_t == 1.0
+    assert GenerateConfig.of(temperature=1.0).reward_config().temperature == 0.7
+    assert ScoreConfig.of(temperature_score=0.9).reward_config().teacher_t == 0.9
 
 
 def test_grpo_prompt_is_generates_teacher_prompt(grpo_trainer, toy_models):

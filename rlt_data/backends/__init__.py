@@ -62,6 +62,11 @@ class SamplingConfig:
     top_p: float = default_of(SamplingOptions, "top_p")
     max_new_tokens: int = default_of(SamplingOptions, "max_new_tokens")
 
+    @classmethod
+    def of(cls, options: SamplingOptions) -> "SamplingConfig":
+        """How the teacher samples, from the sampling section."""
+        return cls(options.num_samples, options.temperature, options.top_p, options.max_new_tokens)
+
 
 @dataclass
 class Sample:

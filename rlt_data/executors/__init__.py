@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..options import EXECUTOR_CHOICES as EXECUTORS  # declared once, beside --executor
+from ..options import Command, EngineOptions, ScaleOutOptions, scheduling
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ShardJob:
     """The shards an executor is to run: the run's options as plain data, and what the driver knows."""
 
     spec: dict[str, Any]  # to_spec(config, command): what a worker in another process rebuilds the options from
+    output: str  # the run folder
     count: int  # shards in the run
     todo: list[int]  # the shards not finished with these parameters, in order
     chunks: list[int]  # chunks per shard, every shard of the run: what a progress bar counts
@@ -55,23 +57,23 @@ class Worker:
         return [sys.executable, "-m", self.entry.partition(":")[0], str(spec_file), str(count), ",".join(map(str, indices))]
 
 
-def executor(name: str) -> Callable[[Any, ShardJob, Worker], bool]:
-    """``run_shards(config, job, worker)`` of executor ``name``: runs the job's shards (True: the
-    driver merges now) or hands them to a scheduler that merges after them (False)."""
+def executor(name: str) -> Callable[[ShardJob, Worker, ScaleOutOptions, EngineOptions], bool]:
+    """``run_shards(job, worker, scale_out, engine)`` of executor ``name``: runs the job's shards (True:
+    the driver merges now) or hands them to a scheduler that merges after them (False). It receives
+    the scale-out and engine sections (how many replicas, GPUs per shard, the cluster), nothing else."""
     if name not in EXECUTORS:
         raise ValueError(f"no executor {name!r}")
     return importlib.import_module(f"{__name__}.{name}").run_shards
 
 
-def to_spec(config: Any, command: str) -> dict[str, Any]:
-    """A run's options as plain data, for a process or a Ray task that runs some of its shards."""
-    import dataclasses
-
-    return {"command": command, "class": type(config).__name__, "config": dataclasses.asdict(config)}
+def to_spec(config: Command, command: str) -> dict[str, Any]:
+    """A run's options as plain data (flat, as its flags), for a process or a Ray task that runs some
+    of its shards; ``scheduling``: the options that say how the shards run, not what they compute."""
+    return {"command": command, "class": type(config).__name__, "options": config.flat(), "scheduling": sorted(scheduling(config))}
 
 
 def from_spec(spec: dict[str, Any]) -> tuple[Any, str]:
     """The options and command of ``to_spec``."""
     from .. import config as config_module
 
-    return getattr(config_module, spec["class"])(**spec["config"]), spec["command"]
+    return getattr(config_module, spec["class"]).of(**spec["options"]), spec["command"]

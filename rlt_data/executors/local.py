@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
 
 from ..errors import UserError
+from ..options import EngineOptions, ScaleOutOptions
 from ..shards import RunStore, write_json
 from . import ShardJob, Worker
 
@@ -39,15 +39,16 @@ def _gpu_slices(world: int, per_replica: int) -> list[str] | None:
     return [",".join(devices[r * per_replica : (r + 1) * per_replica]) for r in range(world)]
 
 
-def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
-    """Every shard of ``job.todo``: here, one after another, or ``K`` at a time in replica processes."""
-    world = min(config.data_parallel_size, job.count)
+def run_shards(job: ShardJob, worker: Worker, scale_out: ScaleOutOptions, engine: EngineOptions) -> bool:
+    """Every shard of ``job.todo``: here, one after another, or ``K`` at a time in replica processes
+    (``--data-parallel-size``, each on ``--tensor-parallel-size`` GPUs of its own)."""
+    world = min(engine.data_parallel_size, job.count)
     if world <= 1:
         for index in job.todo:
             worker.here(index)
         return True
-    slices = _gpu_slices(world, config.tensor_parallel_size)
-    spec = RunStore(config.output).state_dir / "replica-config.json"
+    slices = _gpu_slices(world, engine.tensor_parallel_size)
+    spec = RunStore(job.output).state_dir / "replica-config.json"
     write_json(spec, job.spec)
     procs = []
     for rank in range(world):

@@ -16,6 +16,7 @@ import os
 from typing import Any, Callable
 
 from ..errors import UserError, first_line
+from ..options import EngineOptions, ScaleOutOptions
 from ..shards import RunStore
 from . import ShardJob, Worker
 
@@ -31,7 +32,7 @@ def _chunk_files(store: RunStore, index: int, count: int, stages: list[str]) -> 
     return sum(1 for stage in stages for _ in (root / stage).glob("chunk-*.parquet"))
 
 
-def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
+def run_shards(job: ShardJob, worker: Worker, scale_out: ScaleOutOptions, engine: EngineOptions) -> bool:
     """One task per shard of ``job.todo``; a progress bar over every shard's chunks until they end."""
     try:
         import ray
@@ -39,15 +40,15 @@ def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
         raise UserError("--executor ray needs Ray: pip install 'rlt-data[ray]'")
     from tqdm.auto import tqdm
 
-    store, count = RunStore(config.output), job.count
-    address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    store, count = RunStore(job.output), job.count
+    address = scale_out.ray_address or os.environ.get("RAY_ADDRESS")
     connected = ray.is_initialized()  # a caller's own connection (a notebook, a test) stays open
     try:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     except Exception as exc:  # no cluster at that address, a version mismatch
         raise UserError(f"cannot connect to Ray{f' at {address}' if address else ''}: {first_line(exc)}")
-    gpus = config.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
-    task = ray.remote(_run_shard).options(num_gpus=gpus, max_retries=config.max_retries, retry_exceptions=False)
+    gpus = engine.tensor_parallel_size if ray.cluster_resources().get("GPU", 0) else 0
+    task = ray.remote(_run_shard).options(num_gpus=gpus, max_retries=scale_out.max_retries, retry_exceptions=False)
     function = worker.function()
     refs = {task.remote(function, job.spec, i, count): i for i in job.todo}
     # every stage's chunk files count (generation and the teacher's pass take most of a run), so the

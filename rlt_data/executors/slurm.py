@@ -15,7 +15,6 @@ never a token). Every node must mount the output folder (shared storage).
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..options import scheduling
+from ..options import EngineOptions, ScaleOutOptions
 from . import ShardJob, Worker
 
 
@@ -47,7 +46,7 @@ def _quoted(value: Any) -> str:
     return '"' + str(value).replace('"', '\\"') + '"'
 
 
-def _header(name: str, config: Any, logs: Path, extra: list[str], partition: str | None) -> list[str]:
+def _header(name: str, config: ScaleOutOptions, logs: Path, extra: list[str], partition: str | None) -> list[str]:
     # a login shell: with --export=NONE, `module load ...` in --slurm-setup needs the site's profile
     lines = ["#!/bin/bash -l", f"#SBATCH --job-name={name}", f"#SBATCH --chdir={_quoted(Path.cwd())}",
              f"#SBATCH --output={_quoted(f'{logs}/%x-%A_%a.out')}", "#SBATCH --open-mode=append", "#SBATCH --export=NONE"]
@@ -58,21 +57,22 @@ def _header(name: str, config: Any, logs: Path, extra: list[str], partition: str
     return lines + [f"#SBATCH {line}" for line in extra]
 
 
-def _setup(config: Any, environ: dict[str, str]) -> list[str]:
+def _setup(config: ScaleOutOptions, environ: dict[str, str]) -> list[str]:
     exports = [f"export {k}={shlex.quote(environ[k])}" for k in EXPORTED if k in environ]
     return ["set -euo pipefail", *exports, *(config.slurm_setup.splitlines() if config.slurm_setup else [])]
 
 
-def scripts(config: Any, command: str, folder: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
+def scripts(job: ShardJob, config: ScaleOutOptions, engine: EngineOptions, folder: Path,
+            environ: dict[str, str] | None = None) -> dict[str, str]:
     """The files of the job, by name (pure: ``write_job`` writes them)."""
     import os
 
     environ = dict(os.environ) if environ is None else environ
-    count, output = config.num_shards, Path(config.output).resolve()
+    command, count, output = job.command, job.count, Path(job.output).resolve()
     python = shlex.quote(sys.executable)  # the environment that wrote the job: on shared storage, the nodes' too
     cli = f"{python} -m rlt_data.cli"
     logs = folder / "logs"
-    gpus = config.tensor_parallel_size if config.slurm_gpus_per_task is None else config.slurm_gpus_per_task
+    gpus = engine.tensor_parallel_size if config.slurm_gpus_per_task is None else config.slurm_gpus_per_task
     throttle = f"%{config.slurm_max_parallel}" if config.slurm_max_parallel else ""
     shard_lines = _header(job_name(command, output), config, logs, [
         f"--array=0-{count - 1}{throttle}", "--ntasks=1", f"--cpus-per-task={config.slurm_cpus_per_task}",
@@ -103,9 +103,10 @@ def scripts(config: Any, command: str, folder: Path, environ: dict[str, str] | N
         "--ntasks=1", f"--cpus-per-task={config.slurm_merge_cpus}", f"--mem={config.slurm_merge_mem}", f"--time={config.slurm_merge_time}",
     ], config.slurm_merge_partition or config.slurm_partition)
     merge_lines += _setup(config, environ) + [f"{cli} merge {shlex.quote(str(output))}"]
-    if getattr(config, "push_to_hub", None):
-        private = " --private" if getattr(config, "private", False) else ""
-        merge_lines.append(f"{cli} push-to-hub {shlex.quote(str(output))} {shlex.quote(config.push_to_hub)}{private}")
+    options = job.spec["options"]
+    if options.get("push_to_hub"):  # generate --push-to-hub: publish after the merge
+        private = " --private" if options.get("private") else ""
+        merge_lines.append(f"{cli} push-to-hub {shlex.quote(str(output))} {shlex.quote(options['push_to_hub'])}{private}")
     submit = [
         "#!/bin/bash", "# Submit the shard array, then the merge once every shard succeeded.", "set -euo pipefail",
         'cd "$(dirname "$0")"', "mkdir -p logs",
@@ -116,32 +117,32 @@ def scripts(config: Any, command: str, folder: Path, environ: dict[str, str] | N
     return {"shards.sbatch": "\n".join(shard_lines) + "\n", "merge.sbatch": "\n".join(merge_lines) + "\n", "submit.sh": "\n".join(submit) + "\n"}
 
 
-def shard_options(config: Any) -> dict[str, Any]:
+def shard_options(job: ShardJob) -> dict[str, Any]:
     """What every shard job runs with: this command's options but the scheduling ones."""
-    skip = scheduling(config)  # the fields declared with opt(..., scheduling=True)
-    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items() if v is not None and k not in skip}
-    values["output"] = str(Path(config.output).resolve())
+    skip = set(job.spec["scheduling"])  # the fields declared with opt(..., scheduling=True)
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in job.spec["options"].items() if v is not None and k not in skip}
+    values["output"] = str(Path(job.output).resolve())
     return values
 
 
-def run_shards(config: Any, job: ShardJob, worker: Worker) -> bool:
+def run_shards(job: ShardJob, worker: Worker, scale_out: ScaleOutOptions, engine: EngineOptions) -> bool:
     """Write (and with ``--submit`` submit) the jobs. The array covers every shard (a finished
     shard's task finds its chunks and ends), and a task starts its shard with the command a user
     reruns by hand, ``rlt-data <command> --config config.yaml --shard-index I``, rather than
     ``worker``: it reads the prepared input the same way. The merge job merges: False, the driver does not."""
-    write_job(config, job.command)
+    write_job(job, scale_out, engine)
     return False
 
 
-def write_job(config: Any, command: str) -> Path:
+def write_job(job: ShardJob, config: ScaleOutOptions, engine: EngineOptions) -> Path:
     import yaml
 
     from ..shards import write_text
 
-    folder = Path(config.output).resolve() / "slurm"
+    folder = Path(job.output).resolve() / "slurm"
     (folder / "logs").mkdir(parents=True, exist_ok=True)
-    write_text(folder / "config.yaml", yaml.safe_dump(shard_options(config), sort_keys=True))
-    for name, text in scripts(config, command, folder).items():
+    write_text(folder / "config.yaml", yaml.safe_dump(shard_options(job), sort_keys=True))
+    for name, text in scripts(job, config, engine, folder).items():
         write_text(folder / name, text)
         (folder / name).chmod(0o755)
     submit = folder / "submit.sh"
@@ -150,7 +151,7 @@ def write_job(config: Any, command: str) -> Path:
         return folder
     if shutil.which("sbatch") is None:
         raise UserError(f"--submit needs sbatch on PATH (the jobs are written: {submit})")
-    refuse_queued(config, command)
+    refuse_queued(job.output, job.command)
     done = subprocess.run(["bash", str(submit)], capture_output=True, text=True)
     if done.returncode != 0:
         text = (done.stderr or done.stdout).strip()
@@ -162,9 +163,9 @@ def write_job(config: Any, command: str) -> Path:
     return folder
 
 
-def refuse_queued(config: Any, command: str) -> None:
-    """One line when this run's shard jobs are queued or running: submitting again would run every shard twice."""
-    running = queued_jobs(job_name(command, Path(config.output).resolve()))
+def refuse_queued(output: str, command: str) -> None:
+    """One line when the shard jobs of the run in ``output`` are queued or running: submitting again would run every shard twice."""
+    running = queued_jobs(job_name(command, Path(output).resolve()))
     if running:
         raise UserError(f"jobs of this run are queued or running ({', '.join(running)}): submitting again would run every shard "
                         "twice; wait for them, or scancel them first")

@@ -24,7 +24,7 @@ import importlib
 import pkgutil
 from typing import Any, Protocol
 
-from ..config import ScoringOptions
+from ..config import ScoringCommand
 from .common import STOP, StageWork  # noqa: F401 (the driver sets STOP on SIGUSR1)
 
 
@@ -36,9 +36,9 @@ class Stage(Protocol):
     model: tuple[str, str] | None  # (backend class, option naming the model), e.g. ("Scorer", "student")
     schema: Any  # pyarrow.Schema of its chunk files
 
-    def active(self, config: ScoringOptions) -> bool: ...
+    def active(self, config: ScoringCommand) -> bool: ...
 
-    def params(self, config: ScoringOptions) -> dict[str, Any]: ...
+    def params(self, config: ScoringCommand) -> dict[str, Any]: ...
 
     def run(self, work: StageWork) -> None: ...
 

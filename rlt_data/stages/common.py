@@ -86,8 +86,8 @@ class StageWork:
 
     def pending(self, per_question: int | None = None) -> list[int]:
         """This stage's chunks still to compute (``pending``); ``per_question``: rows per question
-        (default: ``rows_per_question``)."""
-        per = rows_per_question(self.config) if per_question is None else per_question
+        (default: the command's, ``rows_per_question``)."""
+        per = self.config.rows_per_question if per_question is None else per_question
         return pending(self.shard, self.name, self.chunks, per, (self.name, *self.later))
 
 
@@ -106,11 +106,6 @@ def pending(shard: ShardStore, name: str, chunks: list[list[dict]], per_question
             shard.drop_chunk(drop, i)
         todo.append(i)
     return todo
-
-
-def rows_per_question(config: Any) -> int:
-    """Candidates per question: --num-samples for generate, one given explanation for score."""
-    return getattr(config, "num_samples", 1)
 
 
 def scorable(rows: list[dict]) -> list[int]:

@@ -5,7 +5,8 @@ of the same call, so the first chunk a process computes carries the model's load
 device-seconds (GPUs the stage's backend uses x that wall time; 0 on CPU and with the dummy
 backend), and its tokens: ``prompt_tokens``/``completion_tokens`` of the teacher's samples
 (``generated``; prompt tokens counted once per sample, as an API bills them), ``tokens_scored``
-(every token of the sequences a scoring model ran over: ``teacher``, ``scored``). A chunk's entry
+(every token of the sequences a scoring model ran over, with the ``model`` the stage runs: the
+teacher's or the student's, as the stage declares it). A chunk's entry
 is replaced when the chunk is recomputed and removed with its stage, so a resumed stage adds only
 the chunks it computed, and the totals over a run's shards (``merge``) add up.
 """
@@ -17,6 +18,7 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
+from ..options import EngineOptions
 from ..shards import ShardStore, read_json, write_json
 
 FILE = "cost.json"
@@ -42,13 +44,10 @@ def clear(shard: ShardStore, stage: str) -> None:
         write_json(_path(shard), data)
 
 
-def gpus(config: Any, role: str | None) -> int:
+def gpus(backend: str | None, engine: EngineOptions) -> int:
     """GPUs a stage's backend holds: tensor-parallel GPUs for vLLM on a GPU, 1 for transformers on
-    CUDA, 0 on CPU, with the dummy backend, or for a stage without a model."""
-    if role is None:
-        return 0
-    backend = config.backend_for(role)
-    if backend == "dummy":
+    CUDA, 0 on CPU, with the dummy backend, or for a stage without a model (``backend`` None)."""
+    if backend is None or backend == "dummy":
         return 0
     try:
         import torch
@@ -57,15 +56,16 @@ def gpus(config: Any, role: str | None) -> int:
     except ImportError:  # pragma: no cover
         cuda = False
     if backend == "vllm":
-        return int(config.tensor_parallel_size) if cuda else 0
-    device = str(getattr(config, "device", "auto"))
+        return int(engine.tensor_parallel_size) if cuda else 0
+    device = str(engine.device)
     return 1 if device.startswith("cuda") or (device == "auto" and cuda) else 0
 
 
 @contextmanager
-def recording(shard: ShardStore, stage: str, num_gpus: int):
-    """While ``stage`` runs on ``shard``: ``chunk_done`` records each chunk it computes."""
-    _LOCAL.current = {"shard": shard, "stage": stage, "gpus": num_gpus, "mark": time.perf_counter()}
+def recording(shard: ShardStore, stage: str, num_gpus: int, model: str | None = None):
+    """While ``stage`` runs on ``shard``: ``chunk_done`` records each chunk it computes (``model``: the
+    option naming the stage's model, ``teacher`` or ``student``: whose scoring tokens they are)."""
+    _LOCAL.current = {"shard": shard, "stage": stage, "gpus": num_gpus, "model": model, "mark": time.perf_counter()}
     try:
         yield
     finally:
@@ -81,8 +81,9 @@ def chunk_done(shard: ShardStore, stage: str, index: int, **tokens: int) -> None
     wall = now - current["mark"]
     current["mark"] = now
     data = read(shard)
+    model = {"model": current["model"]} if current.get("model") and "tokens_scored" in tokens else {}
     data.setdefault(stage, {})[str(index)] = {"wall_s": wall, "device_s": wall * current["gpus"], "gpus": current["gpus"],
-                                              **{k: int(v) for k, v in tokens.items()}}
+                                              **model, **{k: int(v) for k, v in tokens.items()}}
     write_json(_path(shard), data)
 
 
@@ -104,13 +105,15 @@ class CountingScorer:
         return getattr(self._inner, name)
 
 
-STAGE_ORDER = ("decontaminate", "generated", "teacher", "scored")
+LEGACY_MODELS = {"teacher": "teacher", "scored": "student"}  # entries written before the model was recorded
 
 
-def totals(entries: list[dict[str, dict[str, dict[str, float]]]], num_chunks: list[int]) -> dict[str, Any]:
+def totals(entries: list[dict[str, dict[str, dict[str, float]]]], num_chunks: list[int], order: list[str]) -> dict[str, Any]:
     """The run's cost from its shards' ``cost.json`` (chunks below each shard's chunk count):
-    per stage wall and device seconds, chunks and tokens, and the totals."""
+    per stage (in the run's stage ``order``) wall and device seconds, chunks and tokens, and the
+    totals; the tokens scored by each model."""
     stages: dict[str, dict[str, float]] = {}
+    scored = {"teacher": 0, "student": 0}
     for data, n in zip(entries, num_chunks):
         for stage, chunks in data.items():
             out = stages.setdefault(stage, {"chunks": 0, "wall_s": 0.0, "device_s": 0.0})
@@ -119,15 +122,17 @@ def totals(entries: list[dict[str, dict[str, dict[str, float]]]], num_chunks: li
                     continue
                 out["chunks"] += 1
                 for key, value in entry.items():
-                    if key != "gpus":
+                    if key not in ("gpus", "model"):
                         out[key] = out.get(key, 0) + value
+                if "tokens_scored" in entry:
+                    model = entry.get("model") or LEGACY_MODELS.get(stage, stage)
+                    scored[model] = scored.get(model, 0) + int(entry["tokens_scored"])
     tokens = {
-        "prompt_tokens": int(stages.get("generated", {}).get("prompt_tokens", 0)),
-        "completion_tokens": int(stages.get("generated", {}).get("completion_tokens", 0)),
-        "tokens_scored": {"teacher": int(stages.get("teacher", {}).get("tokens_scored", 0)),
-                          "student": int(stages.get("scored", {}).get("tokens_scored", 0))},
+        "prompt_tokens": int(sum(s.get("prompt_tokens", 0) for s in stages.values())),
+        "completion_tokens": int(sum(s.get("completion_tokens", 0) for s in stages.values())),
+        "tokens_scored": scored,
     }
-    ordered = {k: stages[k] for k in STAGE_ORDER if k in stages} | {k: v for k, v in stages.items() if k not in STAGE_ORDER}
+    ordered = {k: stages[k] for k in order if k in stages} | {k: v for k, v in stages.items() if k not in order}
     wall = sum(s["wall_s"] for s in ordered.values())
     device = sum(s["device_s"] for s in ordered.values())
     return {"stages": ordered, **tokens, "wall_s": wall, "device_s": device, "gpu_hours": device / 3600}

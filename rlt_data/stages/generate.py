@@ -7,11 +7,12 @@ from typing import Any
 
 from .. import protocol
 from ..backends import derive_seed
-from ..options import InputOptions, OutputOptions, SamplingOptions, identity
+from ..backends import SamplingConfig
+from ..options import identity
 from ..records import Candidate, Position, row, schema
 from ..sharding import resolved
 from . import cost
-from .common import StageWork, progress, rows_per_question, stop_point
+from .common import StageWork, progress, stop_point
 
 
 class Generate:
@@ -25,8 +26,8 @@ class Generate:
     def params(self, config) -> dict[str, Any]:
         """What identifies the run's generations (with the input's ids; a change is refused, not recomputed):
         the input, sampling and chunking sections' options, all but those marked ``identity=False``."""
-        return (identity(config, InputOptions) | identity(config, SamplingOptions) | identity(config, OutputOptions)
-                | {"dataset": resolved(config.dataset)})
+        return (identity(config.input) | identity(config.sampling) | identity(config.output)
+                | {"dataset": resolved(config.input.dataset)})
 
     def run(self, work: StageWork) -> None:
         shard, chunks, config = work.shard, work.chunks, work.config
@@ -34,7 +35,7 @@ class Generate:
         if not todo:
             return
         generator = work.model()
-        sampling = config.sampling()
+        sampling = SamplingConfig.of(config.sampling)
         bar = progress(sum(map(len, chunks)), "generate", "q")
         bar.update(sum(len(chunks[i]) for i in range(len(chunks)) if i not in set(todo)))
         start, n_samples, n_tokens = time.perf_counter(), 0, 0
@@ -42,10 +43,10 @@ class Generate:
             for i in todo:
                 prompts = [protocol.render_teacher_prompt(generator.tokenizer, r["question"], r["solution"]) for r in chunks[i]]
                 # seeded by question: the same samples whichever shard, chunk or machine draws them
-                samples = generator.generate(prompts, sampling, [derive_seed(config.seed, r["id"]) for r in chunks[i]])
+                samples = generator.generate(prompts, sampling, [derive_seed(config.sampling.seed, r["id"]) for r in chunks[i]])
                 work.write(i, candidates(chunks[i], samples))
                 prompt_tokens = sum(len(generator.tokenizer.encode(p, add_special_tokens=False)) for p in prompts)
-                cost.chunk_done(shard, self.name, i, prompt_tokens=prompt_tokens * rows_per_question(config),
+                cost.chunk_done(shard, self.name, i, prompt_tokens=prompt_tokens * config.rows_per_question,
                                 completion_tokens=sum(s.num_tokens or 0 for group in samples for s in group))
                 n_samples += sum(map(len, samples))
                 n_tokens += sum(s.num_tokens for group in samples for s in group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..options import InputOptions, OutputOptions, identity
+from ..options import identity
 from ..records import Candidate, Position, row, schema
 from ..sharding import resolved
 from . import cost
@@ -20,8 +20,8 @@ class GivenExplanations:
 
     def params(self, config) -> dict[str, Any]:
         """The input and its chunking identify the given explanations (a new input option joins by itself)."""
-        return (identity(config, InputOptions) | identity(config, OutputOptions)
-                | {"explanation_column": config.explanation_column, "dataset": resolved(config.dataset)})
+        return (identity(config.input) | identity(config.output)
+                | {"explanation_column": config.given.explanation_column, "dataset": resolved(config.input.dataset)})
 
     def run(self, work: StageWork) -> None:
         for i in work.pending(1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import scoring
-from ..options import RewardOptions, identity
+from ..options import identity
 from ..records import Mismatch, Scores, row
 from ..shards import CANDIDATE_CHUNK_SCHEMA
 from . import cost
@@ -22,11 +22,11 @@ class StudentScores:
 
     def params(self, config) -> dict[str, Any]:
         """The reward section (``options.RewardOptions``): a new reward option joins by itself."""
-        return identity(config, RewardOptions)
+        return identity(config.reward)
 
     def run(self, work: StageWork) -> None:
         config, shard = work.config, work.shard
-        reward = config.reward()
+        reward = config.reward_config()
         todo = work.pending()
         if not todo:
             return

@@ -22,13 +22,13 @@ class TeacherThink:
 
     def active(self, config) -> bool:
         """Only for a reward with a KL term (``--kl-coefs`` not 0,0)."""
-        return config.reward().needs_teacher
+        return config.reward_config().needs_teacher
 
     def params(self, config) -> dict[str, Any]:
-        return {"teacher": config.teacher, "teacher_temperature": config.reward().teacher_t}
+        return {"teacher": config.teacher, "teacher_temperature": config.reward_config().teacher_t}
 
     def run(self, work: StageWork) -> None:
-        reward, shard = work.config.reward(), work.shard
+        reward, shard = work.config.reward_config(), work.shard
         todo = work.pending()
         if not self.active(work.config) or not todo:
             return
