@@ -265,17 +265,16 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _parameters(state: RunState, public: "_Public") -> list[str]:
+def _parameters(state: RunState, public: "_Public") -> list[tuple[str, list[tuple[str, Any]]]]:
     """The options by section (as ``run.json`` records them), then what the run recorded besides;
     local paths in their public form (:func:`public_source`, :func:`scrub_paths`)."""
-    lines: list[str] = []
+    out = []
     recorded = {"teacher_temperature": state.scoring.get("teacher_temperature"), **state.card_extra}
     for section, values in [*state.options.items(), ("Recorded", recorded)]:
         shown = {k: v for k, v in values.items() if v is not None and k != "output"}  # a local path means nothing on the Hub
         if shown:
-            lines += [f"**{section}**", "", "| parameter | value |", "|---|---|",
-                      *[f"| {k} | `{public.value(k, v)}` |" for k, v in sorted(shown.items())], ""]
-    return lines
+            out.append((section, [(k, public.value(k, v)) for k, v in sorted(shown.items())]))
+    return out
 
 
 def trl_sft_command(student: str | None, max_length: int) -> str:
@@ -284,181 +283,64 @@ def trl_sft_command(student: str | None, max_length: int) -> str:
     return f"trl sft --model_name_or_path {model} --dataset_name REPO --max_length {max_length} --assistant_only_loss true"
 
 
-def _training(state: RunState, longest: int | None) -> list[str]:
-    length = recommended_max_length(longest)
-    measured = (f"The longest row is {longest:,} tokens of the student's tokenizer (`student_context_tokens`: system "
-                "prompt, question and assistant turn through its chat template, as trainers tokenize them)."
-                if longest is not None else "No row was kept.")
-    return [
-        "## Train on it",
-        "",
-        f"{measured} Trainers cut longer rows silently at their default limits (TRL's `max_length` 1,024, "
-        f"LLaMA-Factory's `cutoff_len` 2,048): set {length:,}, which cuts no row of this set.",
-        "",
-        "```bash",
-        trl_sft_command(state.scoring.get("student"), length),
-        "```",
-        "",
-        "`--assistant_only_loss true` puts the loss on the assistant turn only; TRL needs a chat template with "
-        "`{% generation %}` markers for it (it swaps in its own for the stock Qwen2.5 template). LLaMA-Factory: the "
-        f"`sharegpt` config (`formatting: sharegpt`, `columns: {{messages: conversations, system: system}}`) with "
-        f"`cutoff_len: {length}`; `rlt-data export DIR --format llamafactory` writes both for a local copy.",
-        "",
-    ]
+STATS = ("mean", "min", "p10", "p25", "median", "p75", "p90", "max")
 
 
-def _files_table(files: dict[str, ConfigFiles]) -> list[str]:
-    if not files:
-        return []
-    return [
-        "## Files",
-        "",
-        "| config | rows | files | bytes | sha256 (first 16 hex digits, over the files' names and bytes) |",
-        "|---|---|---|---|---|",
-        *[f"| `{f.config}` | {f.num_examples} | {len(f.files)} | {f.download_size:,} | `{f.sha256}` |" for f in files.values()],
-        "",
-        "The card's `configs` carry the same rows and fingerprint (each config's `description`), and its `dataset_info` "
-        "the sizes, so `load_dataset` keys its cache to these files: a copy of the folder rewritten by another run "
-        "loads into another cache entry.",
-        "",
-    ]
-
-
-def _cost_line(s: RunSummary) -> list[str]:
-    cost = s.cost
-    if not cost:
-        return []
-    return [f"{s.num_kept} explanations kept of {s.num_candidates} sampled; {cost['gpu_hours']:.2f} GPU-hours.", ""]
-
-
-def _decontamination(s: RunSummary, public: "_Public") -> list[str]:
-    d = s.decontamination
-    if not d:
-        return ["## Decontamination", "",
-                "**Warning: decontamination was not run.** Questions that copy or overlap benchmark problems (AIME, "
-                "MATH-500, GPQA Diamond) may be in this set; `rlt-data decontaminate` checks it, and `generate "
-                "--decontaminate aime24,aime25,math500,gpqa_diamond` removes them before generation.", ""]
-    p = d["params"]
-    how = f"a shared word {p['ngram_size']}-gram (lowercased, whitespace collapsed)" if p["method"] == "ngram" \
-        else f"fuzzy ratio >= {p['fuzzy_threshold']:g}"
-    fate = "kept and counted (`--keep-contaminated`)" if p["keep_contaminated"] else "removed before generation"
-    lines = ["## Decontamination", "",
-             f"The input's {' and '.join(p['fields'])} text was checked against {', '.join(p['benchmarks'])} ({how}); "
-             f"{d['rows_flagged']} of {d['rows_checked']} input rows matched and were {fate}.", "",
-             "| benchmark | rows flagged | rows removed |", "|---|---|---|",
-             *[f"| {b} | {d['flagged'].get(b, 0)} | {d['removed'].get(b, 0)} |" for b in p["benchmarks"]], ""]
-    for b in p["benchmarks"]:
+def _decontamination_examples(d: dict[str, Any]) -> list[str]:
+    lines = []
+    for b in d["params"]["benchmarks"]:
         for e in d["examples"].get(b, []):
             text = scrub_paths(str(e["match"])).replace("|", "\\|").replace("`", "'")
             problem = scrub_paths(str(e["problem"])).replace("`", "'")
             lines.append(f"- {b} problem `{e['problem_id']}`, input row {e['row_index']} ({e['field']}): matched `{text}` in \"{problem}\"")
-    return lines + ([""] if lines[-1] else [])
+    return lines
 
 
-def _cost(s: RunSummary) -> list[str]:
-    cost = s.cost
-    if not cost:
-        return []
-    lines = ["## Cost", "",
-             f"Teacher tokens generated: {cost['prompt_tokens']:,} prompt, {cost['completion_tokens']:,} completion. Tokens "
-             f"scored: {cost['tokens_scored']['teacher']:,} by the teacher, {cost['tokens_scored']['student']:,} by the student. "
-             f"Wall time {cost['wall_s']:,.1f} s, {cost['device_s']:,.1f} device-seconds ({cost['gpu_hours']:.2f} GPU-hours), "
-             "summed over shards.", "",
-             "| stage | chunks | wall s | device s | tokens |", "|---|---|---|---|---|"]
-    for name, st in cost["stages"].items():
+def view(state: RunState, files: dict[str, ConfigFiles] | None = None, longest: int | None = None,
+         public: "_Public | None" = None) -> dict[str, Any]:
+    """What the card's template shows besides the state and its summary: public names, the selection
+    rule, the cost table's rows, the decontamination sentence's parts, the training command."""
+    s, gen, sc = state.summary, state.generation, state.scoring
+    public = public or _Public()
+    d = s.decontamination
+    how = fate = None
+    if d:
+        p = d["params"]
+        how = f"a shared word {p['ngram_size']}-gram (lowercased, whitespace collapsed)" if p["method"] == "ngram" \
+            else f"fuzzy ratio >= {p['fuzzy_threshold']:g}"
+        fate = "kept and counted (`--keep-contaminated`)" if p["keep_contaminated"] else "removed before generation"
+    stages = []
+    for name, st in ((s.cost or {}).get("stages") or {}).items():
         tokens = ", ".join(f"{k.replace('_', ' ')} {int(v):,}" for k, v in st.items() if k.endswith("tokens") or k == "tokens_scored")
-        lines.append(f"| {name} | {int(st['chunks'])} | {st['wall_s']:,.1f} | {st['device_s']:,.1f} | {tokens or '-'} |")
-    return lines + [""]
+        stages.append({"name": name, "chunks": int(st["chunks"]), "wall_s": st["wall_s"], "device_s": st["device_s"], "tokens": tokens})
+    length = recommended_max_length(longest)
+    return {
+        "teacher": public.source(sc.get("teacher")), "student": public.source(sc.get("student")),
+        "dataset": public.source(gen.get("dataset")), "split": gen.get("split"), "kept_by": _kept_by(state),
+        "longest": longest, "reward_kept": s.reward_kept or {},
+        "decon": d, "decon_how": how, "decon_fate": fate, "decon_examples": _decontamination_examples(d) if d else [],
+        "cost_stages": stages,
+        "measured": (f"The longest row is {longest:,} tokens of the student's tokenizer (`student_context_tokens`: system "
+                     "prompt, question and assistant turn through its chat template, as trainers tokenize them)."
+                     if longest is not None else "No row was kept."),
+        "max_length": length, "trl_command": trl_sft_command(sc.get("student"), length),
+        "files": list((files or {}).values()),
+        "reward_rows": [("all scored candidates", s.reward_all or {}), ("kept rows", s.reward_kept or {})],
+        "plot_names": [Path(p).stem.replace("_", " ") for p in s.plots or []],
+        "parameters": _parameters(state, public), "libraries": library_versions(), "python": platform.python_version(),
+    }
 
 
 def body(state: RunState, files: dict[str, ConfigFiles] | None = None, longest: int | None = None,
          public: "_Public | None" = None) -> str:
-    s = state.summary
-    gen, sc = state.generation, state.scoring
-    public = public or _Public()
-    lines = [
-        "# RLT distillation set",
-        "",
-        "Explanations written by a Reinforcement Learning Teacher (RLT; Cetin, Zhao, Tang, 2025) for known "
-        "question/solution pairs, scored by a student's log-probs and selected with "
-        "[rlt-data](https://github.com/rlt-data/rlt-data).",
-        "",
-        "| config | folder | rows | for |",
-        "|---|---|---|---|",
-        "| `default` | `data/` | kept rows: `messages` (student system prompt, question, assistant turn: the exact "
-        "context that was scored), the question, solution, explanation and scores | TRL (`trl sft --dataset_name REPO`), "
-        "any trainer reading `messages` |",
-        "| `sharegpt` | `sharegpt/` | the same rows in the Bespoke-Stratos schema: `system` + `conversations` "
-        "(`from`/`value`) | LLaMA-Factory, SkyThought |",
-        "| `candidates` | `candidates/` | every sample, kept or not, with its status and scores | analysis |",
-        "",
-        "`default` has no `conversations` column on purpose: TRL's `SFTTrainer` replaces `messages` with "
-        "`conversations` when both exist, which would drop the system prompt.",
-        "",
-        "## Run",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| teacher | `{public.source(sc.get('teacher')) or '-'}` |",
-        f"| student | `{public.source(sc.get('student'))}` |",
-        f"| source dataset | `{public.source(gen.get('dataset'))}` (split `{gen.get('split')}`) |",
-        f"| command | `rlt-data {state.command}` |",
-        f"| questions | {s.num_questions} |",
-        f"| chunks scored | {s.chunks_done}{'' if state.complete else ' (partial run)'} |",
-        *([f"| shards finished | {s.shards_done} |"] if state.num_shards > 1 else []),
-        f"| candidates | {s.num_candidates} |",
-        f"| kept rows | {s.num_kept} |",
-        f"| kept by | {_kept_by(state)} |",
-        *([f"| longest kept row | {longest:,} student tokens |"] if longest is not None else []),
-        f"| reward of kept rows (mean / median) | {_fmt((s.reward_kept or {}).get('mean'))} / {_fmt((s.reward_kept or {}).get('median'))} |",
-        "",
-        *_cost_line(s),
-        *_decontamination(s, public),
-        *_cost(s),
-        *_training(state, longest),
-        *_files_table(files or {}),
-        "## Candidates by status",
-        "",
-        "| status | count |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in s.status_counts.items()],
-        "",
-        "## Input rows skipped",
-        "",
-        *([f"- {k}: {v}" for k, v in s.skipped_rows.items()] or ["- none"]),
-        "",
-        "## Reward statistics",
-        "",
-        "| | " + " | ".join(("mean", "min", "p10", "p25", "median", "p75", "p90", "max")) + " |",
-        "|---|" + "---|" * 8,
-    ]
-    for label, stats in (("all scored candidates", s.reward_all or {}), ("kept rows", s.reward_kept or {})):
-        lines.append(f"| {label} | " + " | ".join(_fmt(stats.get(k)) for k in ("mean", "min", "p10", "p25", "median", "p75", "p90", "max")) + " |")
-    if s.plots:
-        lines += ["", "Grey: every scored candidate; blue: the kept rows.", ""]
-        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in s.plots]
-    lines += [
-        "",
-        "## Parameters",
-        "",
-        *_parameters(state, public),
-        "The reward (RLT_SPEC): `r_ss = a0*mean(lp_s) + a1*min(lp_s)`, `r_kl = b0*mean(kl_t) + b1*max(kl_t)`, "
-        "`reward = r_ss - r_kl` (plus the format penalty without `<|end_of_explanation|>`), log-probs from "
-        "`log_softmax(logits / T)`: the student's at `temperature_score`, the teacher's at `teacher_temperature` "
-        "(the sampling temperature for `generate`, as in the reference).",
-        "",
-        "## Library versions",
-        "",
-        *[f"- {k} {v}" for k, v in library_versions().items()],
-        f"- Python {platform.python_version()}",
-        "",
-        "## License and credits",
-        "",
-        "Apache-2.0. The teacher and student system prompts come from the RLT reference implementation "
-        "(SakanaAI/RLT, Apache-2.0) and Bespoke-Stratos / Sky-T1.",
-        "",
-    ]
-    return "\n".join(lines)
+    """The card's Markdown below its front matter: ``resources/card.md.jinja`` rendered with the
+    state, its summary and :func:`view`."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("rlt_data", "resources"), trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    template = env.get_template("card.md.jinja")
+    return template.render(state=state, s=state.summary, v=view(state, files, longest, public), fmt=_fmt, STATS=STATS)
 
 
 def write_card(store: RunStore, state: RunState, schemas: dict[str, pa.Schema]) -> None:
