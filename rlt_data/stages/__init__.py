@@ -20,6 +20,7 @@ the stages share (``StageWork``, ``pending``, progress bars, the stop point betw
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import Any, Protocol
@@ -56,13 +57,19 @@ def unregister(stage: type) -> None:
     _REGISTERED.remove(stage)
 
 
-def _found() -> list[type]:
+@functools.cache
+def _in_folder() -> tuple[type, ...]:
+    """The ``STAGE`` of every module of this folder (listed once per process)."""
     classes = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         if getattr(module, "STAGE", None) is not None:
             classes.append(module.STAGE)
-    return classes + _REGISTERED
+    return tuple(classes)
+
+
+def _found() -> list[type]:
+    return [*_in_folder(), *_REGISTERED]
 
 
 def stages_for(command: str) -> list[Stage]:
