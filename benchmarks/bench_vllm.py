@@ -39,6 +39,7 @@ def main() -> None:
 
     from rlt_data import protocol, scoring
     from rlt_data.testing import toy
+    from rlt_data.stages import StageWork
     from rlt_data.stages.generate import Generate
     from rlt_data.backends import derive_seed
     from rlt_data.backends import vllm_backend as vb
@@ -77,10 +78,18 @@ def main() -> None:
                                     dtype=engine.get("dtype", "auto"), max_model_len=engine.get("max_model_len"),
                                     enforce_eager=engine.get("enforce_eager", False))
             store = RunStore(config.folder).shard(0, 1)
+            stage, opened = Generate(), []
+
+            def open_model():  # as the driver opens it (pipeline._Models): on first use, closed after the stage
+                opened.append(vb.Generator(teacher, vb.options_from(config.engine)))
+                return opened[-1]
+
             t0 = time.perf_counter()
-            Generate().run(store, [rows], config, vb, vb.options_from(config.engine))
+            stage.run(StageWork(stage.name, store, [rows], config, {}, stage.schema, (), open_model))
+            for generator in opened:
+                generator.close()
             seconds = time.perf_counter() - t0
-            return seconds, store.read_chunk("generated", 0)
+            return seconds, store.read_chunk("generated", 0, stage.schema)
 
     # alternate and keep each side's best of two: the first engine of a process pays one-time costs
     bare_runs, our_runs = [], []

@@ -196,6 +196,11 @@ class ScoringCommand(Command):
         """The input's explanation column (``score``'s)."""
         return None
 
+    @property
+    def generate_backend(self) -> str | None:
+        """``--generate-backend`` (``generate``'s)."""
+        return None
+
     def teacher_temperature(self) -> float:
         """T of the teacher's think log-probs: ``--temperature-score`` (``generate``: the sampling temperature)."""
         return self.reward.temperature_score
@@ -210,9 +215,7 @@ class ScoringCommand(Command):
         """The backend of a stage: ``generate`` or ``score``."""
         from .backends import default_backend
 
-        own = self.sampling.generate_backend if role == "generate" and hasattr(self, "sampling") else None
-        if role == "score":
-            own = self.engine.score_backend
+        own = self.engine.score_backend if role == "score" else self.generate_backend
         return own or self.engine.backend or default_backend()
 
     def shard_count(self) -> int:
@@ -236,6 +239,10 @@ class GenerateConfig(ScoringCommand):
     @property
     def rows_per_question(self) -> int:
         return self.sampling.num_samples
+
+    @property
+    def generate_backend(self) -> str | None:
+        return self.sampling.generate_backend
 
     def validate(self) -> None:
         if not self.teacher:
