@@ -65,6 +65,9 @@ TASKS = {  # fraction of the SFT traces that skip the steps, slip, or use the ot
     # v4's traces again, with an SFT teacher that learns the second procedure: its SFT steps and learning
     # rate are chosen on the seed-0 teacher alone (--teacher-only) by the rule in teacher_rl_controls.md
     "v4b": {"skip": 0.0, "slip": 0.0, "other": 0.5},
+    # v4b's again: its teacher started the split procedure but almost never reached the right total with
+    # it; v4c's SFT setting is chosen (--teacher-only) by right split-procedure explanations
+    "v4c": {"skip": 0.0, "slip": 0.0, "other": 0.5},
 }
 RL_ARMS = ("rlt-rl", "nokl-rl", "correctness-rl", "random-rl")
 ARMS = ("sft", *RL_ARMS)
@@ -324,6 +327,8 @@ def profile(rows: list[dict]) -> dict:
         "step_accuracy": float(np.mean([c["step_accuracy"] for c in rows])) if rows else 0.0,
         "answer_right": float(np.mean([c["answer_right"] for c in rows])) if rows else 0.0,
         "kinds": {k: sum(c["kind"] == k for c in rows) / max(len(rows), 1) for k in KINDS},
+        # of all rows, those of each kind whose final total is right (v4c's rule reads "other procedure")
+        "kinds_right": {k: sum(c["kind"] == k and c["answer_right"] for c in rows) / max(len(rows), 1) for k in KINDS},
         "rows": len(rows),
     }
 
@@ -602,7 +607,7 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--smoke", action="store_true", help="every arm at tiny size, one seed (a plumbing check, < 3 min)")
     parser.add_argument("--teacher-only", action="store_true",
                         help="train each seed's SFT teacher, sample it and report the kinds of its explanations; no arm, "
-                             "no student (how v4b's SFT settings are chosen)")
+                             "no student (how v4b's and v4c's SFT settings are chosen)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.sft_questions, args.sft_steps = [0], 16, 2
