@@ -285,6 +285,9 @@ class ScoreConfig(ScoringCommand):
             raise UserError("the KL term needs the teacher: pass --teacher MODEL, or --kl-coefs 0,0")
 
 
+COMMANDS = {"generate": GenerateConfig, "score": ScoreConfig}  # the commands a shard job runs, by name
+
+
 def load_yaml(path: str | Path, cls: type) -> dict[str, Any]:
     data = read_yaml_mapping(path)
     names = {f.name for _, f in option_fields(cls)}

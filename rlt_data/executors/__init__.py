@@ -69,11 +69,11 @@ def executor(name: str) -> Callable[[ShardJob, Worker, ScaleOutOptions, EngineOp
 def to_spec(config: Command, command: str) -> dict[str, Any]:
     """A run's options as plain data (flat, as its flags), for a process or a Ray task that runs some
     of its shards; ``scheduling``: the options that say how the shards run, not what they compute."""
-    return {"command": command, "class": type(config).__name__, "options": config.flat(), "scheduling": sorted(scheduling(config))}
+    return {"command": command, "options": config.flat(), "scheduling": sorted(scheduling(config))}
 
 
 def from_spec(spec: dict[str, Any]) -> tuple[Any, str]:
     """The options and command of ``to_spec``."""
-    from .. import config as config_module
+    from ..config import COMMANDS
 
-    return getattr(config_module, spec["class"]).of(**spec["options"]), spec["command"]
+    return COMMANDS[spec["command"]].of(**spec["options"]), spec["command"]
