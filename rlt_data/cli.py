@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from .config import DecontaminateOptions, GenerateConfig, MergeOptions, ScoreConfig, SelectOptions, build
-from .options import EvalOptions, PushOptions, option_fields, section_of
+from .options import EvalOptions, PushOptions, label, option_fields
 from .errors import Stopped, UserError, os_error
 
 
@@ -82,7 +82,7 @@ def user_errors(fn: Callable) -> Callable:
 _TYPES = {"bool": bool, "int": int, "int | None": int, "float": float, "float | None": float}
 
 
-def _field_option(cls: type, f: dataclasses.Field, plain: bool = False) -> inspect.Parameter:
+def _field_option(section: type, f: dataclasses.Field, plain: bool = False) -> inspect.Parameter:
     """A flag for an options field: its help and default from the field, its --help panel from its section.
     ``plain``: as typer declares a flag by hand: its default is the field's (shown by typer), no panel,
     a bool is one flag (``--overwrite``), a ``list[str]`` field a repeatable one."""
@@ -95,7 +95,7 @@ def _field_option(cls: type, f: dataclasses.Field, plain: bool = False) -> inspe
     decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
     default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
     shown = "" if default in (None, "") else f" (default: {default})"
-    option = typer.Option(None, *decls, help=f"{f.metadata['help']}{shown}", rich_help_panel=section_of(cls, f.name), show_default=False)
+    option = typer.Option(None, *decls, help=f"{f.metadata['help']}{shown}", rich_help_panel=label(section, f.name), show_default=False)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
@@ -118,10 +118,10 @@ def options_command(name: str, help: str, cls: type, run: Callable[..., None],
             "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
             default=typer.Option(None, "--config", help="YAML file with any of these options (flags override it)."),
         ))
-    fields = [f for _, f in option_fields(cls) if f.name not in taken]
+    fields = [(section, f) for section, f in option_fields(cls) if f.name not in taken]
     if not plain:
-        fields.sort(key=lambda f: (section_of(cls, f.name), f.name))
-    params += [_field_option(cls, f, plain) for f in fields]
+        fields.sort(key=lambda sf: (label(sf[0], sf[1].name), sf[1].name))
+    params += [_field_option(section, f, plain) for section, f in fields]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = help
     app.command(name, help=help)(user_errors(command))

@@ -46,13 +46,12 @@ __all__ = ["DecontaminateOptions", "GenerateConfig", "MergeOptions", "ScoreConfi
            "build", "preset_values"]
 
 
-def check_selection(selection: SelectionOptions) -> SelectionOptions:
+def check_selection(selection: SelectionOptions) -> None:
     """The selection section, checked (``--keep-by`` against the candidates' columns)."""
     from .selection import check_keep_by
 
     selection.check_selection()
     check_keep_by(selection.keep_by)
-    return selection
 
 
 def check_scale_out(scale_out: ScaleOutOptions, engine: EngineOptions) -> None:
@@ -91,8 +90,6 @@ def check_engine(engine: EngineOptions) -> None:
         raise UserError(f"--logprob-kernel must be one of {', '.join(KERNEL_CHOICES)}, not {e.logprob_kernel!r}")
     if e.logprob_budget is not None:
         parse_size(e.logprob_budget, "--logprob-budget")
-    if e.batch_size < 1 or e.max_tokens_per_batch < 1:
-        raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
     if e.tensor_parallel_size < 1 or e.data_parallel_size < 1:
         raise UserError("--tensor-parallel-size and --data-parallel-size must be at least 1")
     if not 0 < e.gpu_memory_utilization <= 1:
@@ -163,9 +160,9 @@ class ScoringCommand(Command):
         for name in ("dataset", "output", "student"):
             if not self.get(name):
                 raise UserError(f"--{name} is required")
-        check_engine(self.engine)
-        if self.output.chunk_size < 1:
+        if self.output.chunk_size < 1 or self.engine.batch_size < 1 or self.engine.max_tokens_per_batch < 1:
             raise UserError("--chunk-size, --batch-size and --max-tokens-per-batch must be at least 1")
+        check_engine(self.engine)
         check_limit(self.input)
         if self.reward.temperature_score <= 0:
             raise UserError("--temperature-score must be positive")

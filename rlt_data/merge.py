@@ -336,7 +336,8 @@ def _merge_found(target: RunStore, sources: list[RunStore], flags: dict[str, Any
     found = find_shards(sources, flags.get("num_shards"), partial)
     first = found.states[0]
     values = {**first.selection, "max_shard_size": first.max_shard_size}
-    values.update({k: v for k, v in flags.items() if v is not None and k in SelectOptions.owners()})
+    names = SelectOptions.owners()
+    values.update({k: v for k, v in flags.items() if v is not None and k in names})
     options = SelectOptions.of(**values)
     options.validate()
     return _merge(target, sources, found, options.selection, options.size.max_shard_size, partial)

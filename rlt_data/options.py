@@ -380,14 +380,18 @@ def option_fields(cls: type) -> list[tuple[type, dataclasses.Field]]:
     return [(section, f) for section in cls.parts().values() for f in dataclasses.fields(section)]
 
 
-def section_of(cls: type, name: str) -> str:
-    """The section label (``SECTION``, a panel of ``--help``) of option ``name`` of ``cls``."""
-    for section, f in option_fields(cls):
-        if f.name == name:
-            for klass in section.__mro__:  # the class that declares it (a section may extend another)
-                if name in vars(klass).get("__annotations__", {}):
-                    return getattr(klass, "SECTION", "Options")
+def label(section: type, name: str) -> str:
+    """The label (``SECTION``, a panel of ``--help``) of option ``name`` of ``section``: that of the
+    class that declares it (a section may extend another)."""
+    for klass in section.__mro__:
+        if name in vars(klass).get("__annotations__", {}):
+            return getattr(klass, "SECTION", "Options")
     return "Options"
+
+
+def section_of(cls: type, name: str) -> str:
+    """The section label of option ``name`` of ``cls`` (a command or a plain options dataclass)."""
+    return next((label(section, f.name) for section, f in option_fields(cls) if f.name == name), "Options")
 
 
 @dataclass
@@ -435,8 +439,8 @@ def by_section(config: Any) -> dict[str, dict[str, Any]]:
     """The options of ``config`` grouped by section label (``run.json`` and the card record them so)."""
     out: dict[str, dict[str, Any]] = {}
     values = config.flat() if isinstance(config, Command) else dataclasses.asdict(config)
-    for _, f in option_fields(type(config)):
-        out.setdefault(section_of(type(config), f.name), {})[f.name] = values[f.name]
+    for section, f in option_fields(type(config)):
+        out.setdefault(label(section, f.name), {})[f.name] = values[f.name]
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 from . import __version__, decontaminate, merge, protocol, sharding, sources
@@ -250,8 +250,6 @@ INPUT_LABEL = b"rlt_input"
 
 
 def _input_params(config: ScoringCommand, with_explanation: bool) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(config.input) | {"explanation_column": config.explanation_column, "with_explanation": with_explanation}
 
 
